@@ -1,0 +1,78 @@
+"""A labelled image set with its normalisation, and the mini-batches cut from it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+
+class DatasetError(ValueError):
+    """A path or file that cannot be read as a dataset; the message says what is wrong and where."""
+
+
+@dataclass
+class Dataset:
+    """Images ``(N, C, H, W)`` (uint8 0–255 or float32) with integer labels; ``mean``/``std`` per channel apply to
+    the images as stored scaled to [0, 1] (uint8 images are divided by 255 first)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    name: str = "dataset"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4:
+            raise DatasetError(f"{self.name}: images must be N×C×H×W, got shape {self.images.shape}")
+        if len(self.labels) != len(self.images):
+            raise DatasetError(f"{self.name}: {len(self.images)} images but {len(self.labels)} labels")
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        c = self.images.shape[1]
+        if not self.mean:
+            self.mean = (0.0,) * c
+        if not self.std:
+            self.std = (1.0,) * c
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(int(d) for d in self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def subset(self, index: np.ndarray, name: str | None = None) -> "Dataset":
+        return Dataset(self.images[index], self.labels[index], self.class_names, self.mean, self.std,
+                       name or self.name, dict(self.meta))
+
+    def normalise(self, images: np.ndarray) -> np.ndarray:
+        """float32 network input from stored images: scaled to [0, 1] if uint8, then (x − mean) / std per channel."""
+        x = images.astype(np.float32)
+        if images.dtype == np.uint8:
+            x *= np.float32(1 / 255)
+        mean = np.asarray(self.mean, np.float32).reshape(1, -1, 1, 1)
+        std = np.asarray(self.std, np.float32).reshape(1, -1, 1, 1)
+        return (x - mean) / std
+
+    def description(self) -> dict:
+        """What a model file records about its data: enough to prepare a new picture the same way."""
+        return {"name": self.name, "input_shape": list(self.input_shape), "class_names": list(self.class_names),
+                "mean": list(self.mean), "std": list(self.std)}
+
+
+def batches(data: Dataset, batch_size: int, shuffle: bool = False, rng: np.random.Generator | None = None,
+            augment=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Normalised float32 mini-batches ``(x, y)``; ``augment(x, rng) -> x`` works on whole batches."""
+    order = (rng or np.random.default_rng()).permutation(len(data)) if shuffle else np.arange(len(data))
+    for start in range(0, len(data), batch_size):
+        index = order[start:start + batch_size]
+        x = data.normalise(data.images[index])
+        if augment is not None:
+            x = augment(x, rng or np.random.default_rng())
+        yield x, data.labels[index]
