@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as e:
         print(f"convdesigner: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("\nconvdesigner: interrupted", file=sys.stderr)
         return 130

@@ -278,9 +278,9 @@ class Graph:
             if i in on_cycle or n.kind == "Input":
                 continue
             if ins and i not in from_input:
-                if self.inputs_of(i):  # unwired blocks already got "has no input"
-                    problems.append(Problem(i, "error", f"{n.kind} '{n.name}' is not reachable from the Input; "
-                                                        f"wire it into the network or delete it"))
+                if self.inputs_of(i):  # unwired blocks already got "has no input"; this is its consequence
+                    problems.append(Problem(i, "warning", f"{n.kind} '{n.name}' is not reachable from the Input; "
+                                                          f"wire it into the network or delete it"))
             elif outs and i not in to_output and not n.spec.is_loss:
                 problems.append(Problem(i, "warning", f"{n.kind} '{n.name}' is dangling: its output leads to no "
                                                       f"output head; wire it onward or delete it"))
@@ -313,7 +313,7 @@ class Graph:
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Graph":
+    def from_dict(cls, data: Any) -> Graph:
         """Rebuild a graph, refusing newer versions, unknown kinds and malformed entries with a clear message."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise GraphError("this is not a ConvDesigner graph (format name missing or different)")
@@ -345,7 +345,7 @@ class Graph:
             raise GraphError(f"the graph data is malformed ({type(e).__name__}: {e})") from None
         return g
 
-    def copy(self) -> "Graph":
+    def copy(self) -> Graph:
         return Graph.from_dict(self.to_dict())
 
     def __eq__(self, other: object) -> bool:

@@ -1,4 +1,4 @@
-"""The layer catalogue: one declaration per layer kind, read by the palette, inspector, engine, model files and exporter.
+"""The layer catalogue: one declaration per layer kind, read by palette, inspector, engine, model files and exporter.
 
 Shapes are per sample, ``(C, H, W)`` for images and ``(F,)`` for flat vectors; the batch axis is added at run time.
 A shape rule raises :class:`ShapeError` with a message a user can act on; the graph prefixes it with the block's name.
@@ -6,8 +6,9 @@ A shape rule raises :class:`ShapeError` with a message a user can act on; the gr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 Shape = tuple[int, ...]
 

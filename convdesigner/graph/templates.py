@@ -5,8 +5,8 @@ designer lays templates out when it opens them.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .graph import Graph
 
@@ -186,47 +186,47 @@ def googlenet(classes: int = 1000, small: bool = False) -> Graph:
     return b.g
 
 
-def _basic_block(b: _Builder, name: str, filters: int, stride: int) -> int:
+def _basic_block(b: _Builder, name: str, cin: int, filters: int, stride: int) -> int:
     src = b.last
     b.conv_bn(f"{name}_conv1", filters, 3, stride)
     main = b.conv_bn(f"{name}_conv2", filters, 3, act=None)
-    short = _shortcut(b, name, src, filters, stride)
+    short = _shortcut(b, name, src, cin, filters, stride)
     b.add("Add", f"{name}_add", [main, short])
     return b.add("ReLU", f"{name}_relu")
 
 
-def _bottleneck(b: _Builder, name: str, width: int, stride: int) -> int:
+def _bottleneck(b: _Builder, name: str, cin: int, width: int, stride: int) -> int:
     src = b.last
     b.conv_bn(f"{name}_conv1", width, 1)
     b.conv_bn(f"{name}_conv2", width, 3, stride)
     main = b.conv_bn(f"{name}_conv3", width * 4, 1, act=None)
-    short = _shortcut(b, name, src, width * 4, stride)
+    short = _shortcut(b, name, src, cin, width * 4, stride)
     b.add("Add", f"{name}_add", [main, short])
     return b.add("ReLU", f"{name}_relu")
 
 
-def _shortcut(b: _Builder, name: str, src: int, filters: int, stride: int) -> int:
-    info = b.g.infer().nodes[src].output_shape
-    if stride == 1 and info[0] == filters:
+def _shortcut(b: _Builder, name: str, src: int, cin: int, filters: int, stride: int) -> int:
+    if stride == 1 and cin == filters:
         return src
     return b.conv_bn(f"{name}_down", filters, 1, stride, act=None, src=src)
 
 
 def resnet(depth: int = 18, classes: int = 1000, small: bool = False) -> Graph:
     blocks = {18: (2, 2, 2, 2), 50: (3, 4, 6, 3), 8: (1, 1, 1)}[depth]
-    block = _bottleneck if depth == 50 else _basic_block
+    block, expansion = (_bottleneck, 4) if depth == 50 else (_basic_block, 1)
     if small:
         b = _Builder(3, 32, 32)
         b.conv_bn("conv1", 16, 3)
-        widths = (16, 32, 64)
+        widths, cin = (16, 32, 64), 16
     else:
         b = _Builder(3, 224, 224)
         b.conv_bn("conv1", 64, 7, 2)
         b.pool("MaxPool2D", "pool1", 3, 2, 1)
-        widths = (64, 128, 256, 512)
-    for stage, (n, w) in enumerate(zip(blocks, widths), start=1):
+        widths, cin = (64, 128, 256, 512), 64
+    for stage, (n, w) in enumerate(zip(blocks, widths, strict=True), start=1):
         for i in range(n):
-            block(b, f"layer{stage}_{i + 1}", w, 2 if i == 0 and stage > 1 else 1)
+            block(b, f"layer{stage}_{i + 1}", cin, w, 2 if i == 0 and stage > 1 else 1)
+            cin = w * expansion
     b.add("GlobalAvgPool2D", "avgpool")
     b.add("Flatten", "flatten")
     b.add("Dense", "fc", units=classes)
