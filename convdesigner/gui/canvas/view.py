@@ -1,0 +1,139 @@
+"""The canvas view: zoom (wheel, keys, fit), pan (middle button or Space+drag), rubber-band selection, palette drops."""
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeyEvent, QMouseEvent, QPainter, QWheelEvent
+from PySide6.QtWidgets import QGraphicsView
+
+from .scene import DesignScene
+
+KIND_MIME = "application/x-convdesigner-kind"
+MIN_ZOOM, MAX_ZOOM = 0.04, 3.0
+
+
+class CanvasView(QGraphicsView):
+    def __init__(self, scene: DesignScene, parent=None) -> None:
+        super().__init__(scene, parent)
+        self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
+        self.setDragMode(QGraphicsView.DragMode.RubberBandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setAcceptDrops(True)
+        self._pan_from: QPoint | None = None
+        self._space = False
+
+    def design_scene(self) -> DesignScene:
+        return self.scene()  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------------------------------- zoom
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def set_zoom(self, factor: float) -> None:
+        factor = min(max(factor, MIN_ZOOM), MAX_ZOOM)
+        self.scale(factor / self.zoom(), factor / self.zoom())
+
+    def zoom_by(self, step: float) -> None:
+        self.set_zoom(self.zoom() * step)
+
+    def fit(self, max_zoom: float = 1.0) -> None:
+        """Show every block (never enlarged beyond ``max_zoom``)."""
+        rect = self.design_scene().itemsBoundingRect()
+        if rect.isEmpty():
+            self.set_zoom(1.0)
+            return
+        rect = rect.adjusted(-30, -30, 30, 30)
+        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        if self.zoom() > max_zoom:
+            self.set_zoom(max_zoom)
+        self.centerOn(rect.center())
+
+    def show_top(self, min_zoom: float = 0.6) -> None:
+        """Fit the whole network, but no smaller than ``min_zoom``: then show where it starts (its top left)."""
+        rect = self.design_scene().itemsBoundingRect().adjusted(-30, -30, 30, 30)
+        if rect.isEmpty():
+            return
+        self.fit()
+        if self.zoom() < min_zoom:
+            self.set_zoom(min_zoom)
+            half_w = self.viewport().width() / (2 * self.zoom())
+            half_h = self.viewport().height() / (2 * self.zoom())
+            x = rect.center().x() if rect.width() <= 2 * half_w else rect.left() + half_w  # wrapped: first column
+            self.centerOn(x, rect.top() + half_h)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        delta = event.angleDelta().y() or event.angleDelta().x()
+        if delta:
+            self.zoom_by(1.0015 ** delta)
+        event.accept()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = True
+            self.setCursor(Qt.CursorShape.OpenHandCursor)
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = False
+            self.unsetCursor()
+            return
+        super().keyReleaseEvent(event)
+
+    # ------------------------------------------------------------------------------------------- pan
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.MiddleButton or (self._space and event.button()
+                                                              == Qt.MouseButton.LeftButton):
+            self._pan_from = event.position().toPoint()
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._pan_from is not None:
+            now = event.position().toPoint()
+            delta = now - self._pan_from
+            self._pan_from = now
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - delta.x())
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - delta.y())
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._pan_from is not None:
+            self._pan_from = None
+            self.unsetCursor()
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    # ------------------------------------------------------------------------------------------- palette drops
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasFormat(KIND_MIME):
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
+        else:
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasFormat(KIND_MIME):
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
+        else:
+            super().dragMoveEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        """A kind dropped from the palette becomes a block where it was dropped."""
+        if not event.mimeData().hasFormat(KIND_MIME):
+            super().dropEvent(event)
+            return
+        kind_name = bytes(event.mimeData().data(KIND_MIME)).decode()
+        self.design_scene().add_block(kind_name, self.mapToScene(event.position().toPoint()))
+        event.setDropAction(Qt.DropAction.CopyAction)
+        event.accept()
+        self.setFocus()  # so Delete and Ctrl+C act on the new block
+

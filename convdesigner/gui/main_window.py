@@ -1,0 +1,404 @@
+"""The designer window: palette, canvas, inspector and problems around one Graph, with File/Edit/View/Templates menus.
+
+Opening a template or a file replaces the graph and clears the undo history; every edit in between is undoable.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSpinBox, QStyle, QWidget
+
+from .. import __version__
+from ..data.builtin import mnist_sample
+from ..data.dataset import DatasetError
+from ..graph import TEMPLATES, Graph, build
+from ..graph.layers import fmt
+from ..io.h5model import ModelFile, ModelFileError
+from . import style
+from .canvas.block_item import HEIGHT
+from .canvas.scene import DesignScene, layout_positions
+from .canvas.view import CanvasView
+from .document import read_design, weights_mismatch, write_design
+from .inspector import Inspector
+from .palette import Palette
+from .problems import ProblemsList
+
+MAX_RECENT = 8
+FILE_FILTER = "ConvDesigner model (*.h5);;Graph JSON (*.json);;All files (*)"
+
+
+def lay_out_if_unplaced(graph: Graph) -> None:
+    """Templates (and graphs written by scripts) put every block at one spot: give them the layered layout."""
+    if len(graph.nodes) > 1 and len({n.pos for n in graph.nodes.values()}) == 1:
+        for node_id, pos in layout_positions(graph).items():
+            graph.move(node_id, pos)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or QSettings()
+        self.stack = QUndoStack(self)
+        self.scene = DesignScene(self.stack)  # no Qt parent: it outlives the docks that observe it
+        self.view = CanvasView(self.scene)
+        self.setCentralWidget(self.view)
+        self.path: Path | None = None
+        self.title = "Untitled"
+        self.trained: ModelFile | None = None  # the opened file's weights and training state, kept on save
+        self.data_problem = ""
+        try:
+            self.data = mnist_sample()  # what a later Train action will use; shown in the status bar now
+        except DatasetError as e:
+            self.data = None
+            self.data_problem = str(e)
+
+        self.palette = Palette()
+        self.inspector = Inspector(self.scene)
+        self.problems = ProblemsList()
+        self.palette_dock = self._dock("Layers", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.inspector_dock = self._dock("Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.problems_dock = self._dock("Problems", self.problems, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 300], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.inspector_dock, self.problems_dock], [520, 240], Qt.Orientation.Vertical)
+        self._build_status_bar()
+        self._build_menus()
+
+        self.scene.changed.connect(self.update_status)
+        self.scene.message.connect(self.show_message)
+        self.problems.node_activated.connect(self.show_block)
+        self.palette.kind_activated.connect(self.add_at_centre)
+        self.stack.cleanChanged.connect(self._clean_changed)
+        self.restoreGeometry(self.settings.value("window/geometry", b""))
+        self.restoreState(self.settings.value("window/state", b""))
+        if self.settings.value("window/geometry") is None:
+            self.resize(1440, 920)
+        self.set_graph(Graph(), "Untitled")
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    # ------------------------------------------------------------------------------------------- menus
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcuts(shortcut if isinstance(shortcut, list) else [QKeySequence(shortcut)])
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self.new_action = self._action("&New", self.new_design, QKeySequence.StandardKey.New, "Start an empty design")
+        self.open_action = self._action("&Open…", self.open_dialog, QKeySequence.StandardKey.Open,
+                                        "Open a model (.h5) or graph (.json) file")
+        self.save_action = self._action("&Save", self.save, QKeySequence.StandardKey.Save)
+        self.save_as_action = self._action("Save &As…", self.save_as, QKeySequence.StandardKey.SaveAs)
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        file.addActions([self.new_action, self.open_action])
+        self.recent_menu = file.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file.addActions([self.save_action, self.save_as_action])
+        file.addSeparator()
+        file.addAction(self.quit_action)
+
+        edit = bar.addMenu("&Edit")
+        self.undo_action = self.stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = self.stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Y")])
+        edit.addActions([self.undo_action, self.redo_action])
+        edit.addSeparator()
+        self.cut_action = self._action("Cu&t", self.cut, QKeySequence.StandardKey.Cut)
+        self.copy_action = self._action("&Copy", self.scene.copy_selection, QKeySequence.StandardKey.Copy)
+        self.paste_action = self._action("&Paste", self.scene.paste, QKeySequence.StandardKey.Paste)
+        self.delete_action = self._action("&Delete", self.scene.delete_selection,
+                                          [QKeySequence(QKeySequence.StandardKey.Delete), QKeySequence("Backspace")])
+        self.select_all_action = self._action("Select &All", self.select_all, QKeySequence.StandardKey.SelectAll)
+        self.layout_action = self._action("Auto-&layout", self.scene.auto_layout, "Ctrl+L",
+                                          "Arrange the blocks in layers, top to bottom")
+        edit.addActions([self.cut_action, self.copy_action, self.paste_action, self.delete_action,
+                         self.select_all_action])
+        edit.addSeparator()
+        edit.addAction(self.layout_action)
+
+        view = bar.addMenu("&View")
+        self.zoom_in_action = self._action("Zoom &In", lambda: self.view.zoom_by(1.25),
+                                           [QKeySequence(QKeySequence.StandardKey.ZoomIn), QKeySequence("Ctrl+=")])
+        self.zoom_out_action = self._action("Zoom &Out", lambda: self.view.zoom_by(0.8),
+                                            QKeySequence.StandardKey.ZoomOut)
+        self.fit_action = self._action("&Fit to Window", lambda: self.view.fit(), "Ctrl+0")
+        self.actual_size_action = self._action("&Actual Size", lambda: self.view.set_zoom(1.0), "Ctrl+1")
+        view.addActions([self.zoom_in_action, self.zoom_out_action, self.fit_action, self.actual_size_action])
+        view.addSeparator()
+        for dock in (self.palette_dock, self.inspector_dock, self.problems_dock):
+            view.addAction(dock.toggleViewAction())
+
+        templates = bar.addMenu("&Templates")
+        for small, section in ((True, "Small: train on a CPU in minutes"), (False, "Full size")):
+            templates.addSection(section)
+            for t in TEMPLATES.values():
+                if t.small == small:
+                    action = templates.addAction(f"{t.title}  —  {t.description}")
+                    action.setData(t.key)
+                    action.triggered.connect(lambda _=False, key=t.key: self.open_template(key))
+        self.templates_menu = templates
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction("&About ConvDesigner", self._about)
+
+        icons = {self.new_action: QStyle.StandardPixmap.SP_FileIcon,
+                 self.open_action: QStyle.StandardPixmap.SP_DialogOpenButton,
+                 self.save_action: QStyle.StandardPixmap.SP_DialogSaveButton,
+                 self.undo_action: QStyle.StandardPixmap.SP_ArrowBack,
+                 self.redo_action: QStyle.StandardPixmap.SP_ArrowForward,
+                 self.layout_action: QStyle.StandardPixmap.SP_FileDialogListView,
+                 self.fit_action: QStyle.StandardPixmap.SP_TitleBarMaxButton}
+        for action, icon in icons.items():
+            action.setIcon(self.style().standardIcon(icon))
+        separator = QAction(self)
+        separator.setSeparator(True)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)  # right-click on the canvas
+        self.view.addActions([self.cut_action, self.copy_action, self.paste_action, self.delete_action, separator,
+                              self.layout_action, self.fit_action])
+        tools = self.addToolBar("Main")
+        tools.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        tools.setObjectName("main-toolbar")
+        tools.setMovable(False)
+        tools.addActions([self.new_action, self.open_action, self.save_action])
+        tools.addSeparator()
+        tools.addActions([self.undo_action, self.redo_action])
+        tools.addSeparator()
+        tools.addActions([self.layout_action, self.fit_action])
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.data_label = QLabel()
+        self.params_label = QLabel()
+        self.macs_label = QLabel()
+        self.memory_label = QLabel()
+        self.memory_label.setToolTip("Memory for every block's output over one float32 batch (the forward pass; "
+                                     "training keeps about as much again for gradients)")
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 65536)
+        self.batch_spin.setValue(int(self.settings.value("batch_size", 64)))
+        self.batch_spin.setPrefix("batch ")
+        self.batch_spin.setToolTip("Batch size for the activation-memory estimate")
+        self.batch_spin.valueChanged.connect(self.update_status)
+        for w in (self.data_label, self.params_label, self.macs_label, self.memory_label):
+            w.setContentsMargins(8, 0, 8, 0)
+            bar.addPermanentWidget(w)
+        bar.addPermanentWidget(self.batch_spin)
+
+    # ------------------------------------------------------------------------------------------- live state
+    def update_status(self) -> None:
+        info = self.scene.info
+        partial = "" if info.ok else f" <span style='color:{style.MUTED_TEXT.name()}'>so far</span>"
+        self.params_label.setText(f"Parameters: <b>{style.count(info.total_params)}</b>{partial}")
+        self.macs_label.setText(f"Mult-adds: <b>{style.short_count(info.total_macs)}</b>{partial}")
+        batch = self.batch_spin.value()
+        self.memory_label.setText(f"Activations: <b>{style.byte_size(info.activation_floats() * batch * 4)}</b> at")
+        self.problems.show_problems(info.problems)
+        errors = sum(p.severity == "error" for p in info.problems)
+        warnings = len(info.problems) - errors
+        self.problems_dock.setWindowTitle(f"Problems — {errors} error{'s' * (errors != 1)}, "
+                                          f"{warnings} warning{'s' * (warnings != 1)}" if info.problems
+                                          else "Problems")
+        self._update_data_label()
+
+    def _update_data_label(self) -> None:
+        if self.data is None:
+            self.data_label.setText(f"Data: none ({self.data_problem})")
+            return
+        train, val = self.data
+        text = f"Data: MNIST sample ({style.count(len(train))} train / {style.count(len(val))} val)"
+        inputs = [n for n in self.scene.graph.inputs() if self.scene.info.nodes.get(n.id)]
+        shape = self.scene.info.nodes[inputs[0].id].output_shape if inputs else None
+        if shape is not None and tuple(shape) != train.input_shape:
+            text += (f" — <span style='color:{style.WARNING.name()}'>the network takes {fmt(shape)}, "
+                     f"the data is {fmt(train.input_shape)}</span>")
+        self.data_label.setText(text)
+
+    def show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
+    def _clean_changed(self, clean: bool) -> None:
+        self.setWindowModified(not clean)
+
+    def show_block(self, node_id: int) -> None:
+        if node_id in self.scene.blocks:
+            self.scene.select_nodes([node_id])
+            self.view.centerOn(self.scene.blocks[node_id])
+
+    def add_at_centre(self, kind_name: str) -> None:
+        """Double-click in the palette: a new block in the middle of the view, clear of the blocks already there."""
+        centre = self.view.mapToScene(self.view.viewport().rect().center())
+        step = 0
+        while self.scene.block_at(centre + QPointF(0, step)) is not None and step < 2000:
+            step += HEIGHT + 20
+        self.scene.add_block(kind_name, centre + QPointF(0, step))
+
+    def select_all(self) -> None:
+        for item in self.scene.blocks.values():
+            item.setSelected(True)
+
+    def cut(self) -> None:
+        if self.scene.copy_selection():
+            self.scene.delete_selection()
+
+    # ------------------------------------------------------------------------------------------- documents
+    def set_graph(self, graph: Graph, title: str, path: Path | None = None,
+                  trained: ModelFile | None = None) -> None:
+        lay_out_if_unplaced(graph)
+        self.scene.set_graph(graph)
+        self.stack.clear()
+        self.stack.setClean()
+        self.path, self.title, self.trained = path, title, trained
+        self.setWindowTitle(f"{title}[*] — ConvDesigner")
+        self.setWindowModified(False)
+        self.view.show_top()
+
+    def maybe_save(self) -> bool:
+        """True when the current design may be replaced: saved, discarded, or unchanged."""
+        if self.stack.isClean():
+            return True
+        answer = self.ask_unsaved()
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def ask_unsaved(self) -> QMessageBox.StandardButton:
+        return QMessageBox.warning(self, "Unsaved changes", f"Save the changes to “{self.title}”?",
+                                   QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                                   | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
+
+    def new_design(self) -> None:
+        if not self.maybe_save():
+            return
+        graph = Graph()
+        graph.add("Input", "input", {"channels": 1, "height": 28, "width": 28}, (0.0, 0.0))
+        self.set_graph(graph, "Untitled")
+
+    def open_template(self, key: str) -> bool:
+        if not self.maybe_save():
+            return False
+        self.set_graph(build(key), TEMPLATES[key].title)
+        return True
+
+    def open_dialog(self) -> None:
+        start = str(self.path.parent) if self.path else str(self.settings.value("last_folder", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, FILE_FILTER)
+        if path:
+            self.open_file(path)
+
+    def open_file(self, path: str | Path, ask: bool = True) -> bool:
+        """Open a model or graph file; a bad file gets a message box and leaves the current design as it was."""
+        if ask and not self.maybe_save():
+            return False
+        try:
+            model = read_design(path)
+        except ModelFileError as e:
+            self.show_error("Cannot open file", str(e))
+            return False
+        self.show_design(model, Path(path))
+        return True
+
+    def show_design(self, model: ModelFile, path: Path) -> None:
+        """Show a design read from ``path``; its trained weights, if any, are kept for saving."""
+        self.set_graph(model.graph, path.name, path, model if model.weights is not None else None)
+        self._remember(path)
+        if model.weights is not None:
+            self.statusBar().showMessage(f"Opened {path.name} with trained weights"
+                                         + (f" ({len(model.history)} epochs)" if model.history else ""), 8000)
+
+    def save(self) -> bool:
+        if self.path is None:
+            return self.save_as()
+        return self.save_to(self.path)
+
+    def save_as(self) -> bool:
+        start = str(self.path) if self.path else str(Path(str(self.settings.value("last_folder", Path.home())))
+                                                       / f"{self.title.replace(' ', '_')}.h5")
+        path, chosen = QFileDialog.getSaveFileName(self, "Save model", start, FILE_FILTER)
+        if not path:
+            return False
+        if not Path(path).suffix:
+            path += ".json" if "json" in chosen else ".h5"
+        return self.save_to(Path(path))
+
+    def save_to(self, path: Path) -> bool:
+        """Write the design; trained weights go along while they fit, otherwise the user decides before saving."""
+        kept = self.trained
+        if kept is not None and path.suffix.lower() != ".json":
+            mismatch = weights_mismatch(self.scene.graph, kept.weights)
+            if mismatch is not None:
+                if not self.confirm_drop_weights(mismatch):
+                    return False
+                kept = None
+        elif kept is not None and not self.confirm_drop_weights("a graph JSON file holds no weights"):
+            return False
+        try:
+            write_design(path, self.scene.graph, kept)
+        except ModelFileError as e:
+            self.show_error("Cannot save", str(e))
+            return False
+        self.trained = kept if path.suffix.lower() != ".json" else None
+        self.path, self.title = path, path.name
+        self.stack.setClean()
+        self.setWindowTitle(f"{self.title}[*] — ConvDesigner")
+        self._remember(path)
+        self.statusBar().showMessage(f"Saved {path}", 6000)
+        return True
+
+    def confirm_drop_weights(self, reason: str) -> bool:
+        answer = QMessageBox.question(
+            self, "Trained weights no longer fit",
+            f"The trained weights, optimizer state and history from the opened file cannot be saved with this "
+            f"design: {reason}.\n\nSave the design without them?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Save
+
+    def show_error(self, title: str, text: str) -> None:
+        QMessageBox.critical(self, title, text)
+
+    def _remember(self, path: Path) -> None:
+        recent = [p for p in self.recent_files() if p != str(path.resolve())]
+        self.settings.setValue("recent_files", [str(path.resolve())] + recent[:MAX_RECENT - 1])
+        self.settings.setValue("last_folder", str(path.resolve().parent))
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        files = self.recent_files()
+        for path in files:
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setStatusTip(path)
+            action.setToolTip(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_file(p))
+        if not files:
+            self.recent_menu.addAction("No recent files").setEnabled(False)
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About ConvDesigner", f"<b>ConvDesigner {__version__}</b><p>Design convolutional "
+                          f"networks visually, train them, and look inside them.</p>")
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not self.maybe_save():
+            event.ignore()
+            return
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("batch_size", self.batch_spin.value())
+        event.accept()
