@@ -1,8 +1,9 @@
 """A labelled image set with its normalisation, and the mini-batches cut from it."""
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
@@ -47,23 +48,28 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def subset(self, index: np.ndarray, name: str | None = None) -> "Dataset":
+    def subset(self, index: np.ndarray, name: str | None = None) -> Dataset:
         return Dataset(self.images[index], self.labels[index], self.class_names, self.mean, self.std,
-                       name or self.name, dict(self.meta))
+                       name or self.name, copy.deepcopy(self.meta))
 
     def normalise(self, images: np.ndarray) -> np.ndarray:
         """float32 network input from stored images: scaled to [0, 1] if uint8, then (x − mean) / std per channel."""
-        x = images.astype(np.float32)
-        if images.dtype == np.uint8:
-            x *= np.float32(1 / 255)
-        mean = np.asarray(self.mean, np.float32).reshape(1, -1, 1, 1)
-        std = np.asarray(self.std, np.float32).reshape(1, -1, 1, 1)
-        return (x - mean) / std
+        return normalise(images, self.mean, self.std)
 
     def description(self) -> dict:
         """What a model file records about its data: enough to prepare a new picture the same way."""
         return {"name": self.name, "input_shape": list(self.input_shape), "class_names": list(self.class_names),
                 "mean": list(self.mean), "std": list(self.std)}
+
+
+def normalise(images: np.ndarray, mean, std) -> np.ndarray:
+    """float32 ``(images [/ 255 if uint8] − mean) / std`` with one mean and std per channel (axis 1)."""
+    x = images.astype(np.float32)
+    if images.dtype == np.uint8:
+        x *= np.float32(1 / 255)
+    x -= np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
+    x /= np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+    return x
 
 
 def batches(data: Dataset, batch_size: int, shuffle: bool = False, rng: np.random.Generator | None = None,

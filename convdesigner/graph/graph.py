@@ -356,7 +356,7 @@ class Graph:
 
 
 def _check_name(name: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name):
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name) or name == ".":  # "." is the group itself in a model file
         raise GraphError(f"'{name}' is not a valid block name: use up to 64 letters, digits, '_', '-' and '.'")
     return name
 

@@ -1,0 +1,129 @@
+"""`convdesigner train --out/--resume`, `eval`, `predict` and `info MODEL.h5` run in-process on a few MNIST images."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from convdesigner import cli
+from convdesigner.data import load_dataset
+from convdesigner.graph import build
+from convdesigner.io import load_model, save_model
+
+
+def train(*extra) -> int:
+    return cli.main(["train", "--limit", "96", "--batch-size", "32", *extra])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """LeNet-5 trained 2 epochs with --out, and the same run trained 3 epochs straight."""
+    folder = tmp_path_factory.mktemp("runs")
+    assert train("--template", "lenet5", "--epochs", "2", "--out", str(folder / "two.h5")) == 0
+    assert train("--template", "lenet5", "--epochs", "3", "--out", str(folder / "three.h5")) == 0
+    return folder
+
+
+def test_train_saves_the_model_and_its_best_epoch(trained):
+    m = load_model(trained / "two.h5")
+    assert [row["epoch"] for row in m.history] == [1, 2] and m.trainer["epoch"] == 2
+    assert m.optimizer["kind"] == "adam" and m.optimizer["step"] == 6
+    assert m.dataset["name"] == "mnist-sample" and m.dataset["class_names"] == [str(i) for i in range(10)]
+    assert m.trainer["settings"]["template"] == "lenet5" and m.trainer["settings"]["limit"] == 96
+    best = load_model(trained / "two.best.h5")
+    losses = [row["val_loss"] for row in m.history]
+    assert best.trainer["epoch"] == 1 + int(np.argmin(losses))
+
+
+def test_resume_two_plus_one_is_three_straight_bit_for_bit(trained, tmp_path, capsys):
+    assert train("--resume", str(trained / "two.h5"), "--epochs", "1", "--out", str(tmp_path / "resumed.h5")) == 0
+    out = capsys.readouterr().out
+    assert "epoch 3/3" in out and f"saved {tmp_path / 'resumed.h5'} (epoch 3)" in out
+    resumed, straight = load_model(tmp_path / "resumed.h5"), load_model(trained / "three.h5")
+    for block, arrays in straight.weights.items():
+        for name, array in arrays.items():
+            assert np.array_equal(resumed.weights[block][name], array), f"{block}/{name}"
+    assert resumed.optimizer["step"] == straight.optimizer["step"] == 9
+    for key, slots in straight.optimizer["slots"].items():
+        for slot, array in slots.items():
+            assert np.array_equal(resumed.optimizer["slots"][key][slot], array)
+    assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in straight.history]
+
+
+def test_eval_prints_loss_accuracy_and_confusion_matrix(trained, capsys):
+    assert cli.main(["eval", str(trained / "three.h5")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{trained / 'three.h5'} on mnist-sample (val, 2,000 images): loss ")
+    accuracy = float(lines[0].split("accuracy ")[1].rstrip("%")) / 100
+    rows = [[int(v.replace(",", "")) for v in line.split()[1:]] for line in lines[3:13]]
+    matrix = np.array(rows)
+    assert matrix.shape == (10, 10) and matrix.sum() == 2000
+    assert np.trace(matrix) / 2000 == pytest.approx(accuracy, abs=5e-5)
+
+
+def test_predict_prints_the_top_five(trained, tmp_path, capsys):
+    train_part, _ = load_dataset("mnist-sample")
+    picture = tmp_path / "digit.png"
+    Image.fromarray(train_part.images[0, 0]).save(picture)
+    assert cli.main(["predict", str(trained / "three.h5"), str(picture)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{picture}:" and len(lines) == 6
+    ranks = [line.split()[0] for line in lines[1:]]
+    classes = [line.split()[1] for line in lines[1:]]
+    probabilities = [float(line.split()[2].rstrip("%")) for line in lines[1:]]
+    assert ranks == ["1.", "2.", "3.", "4.", "5."] and set(classes) <= {str(i) for i in range(10)}
+    assert probabilities == sorted(probabilities, reverse=True) and 10 < sum(probabilities) <= 100.01
+
+
+def test_info_describes_a_model_file(trained, capsys):
+    assert cli.main(["info", str(trained / "two.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "fc1                      Dense                           120       48,120" in out
+    assert "14 blocks, 61,706 parameters" in out
+    assert "History:" in out and out.count("      0.001") == 2
+    assert "/weights/conv1/kernel  float32 6×1×5×5 (600 bytes)" in out
+    assert "Optimizer: adam(lr=0.001" in out and "6 steps taken" in out
+
+
+def test_info_without_a_file_still_lists_the_catalogue(capsys):
+    assert cli.main(["info"]) == 0
+    assert "Layer kinds:" in capsys.readouterr().out
+
+
+def test_a_design_trains_from_fresh_weights(tmp_path, capsys):
+    save_model(tmp_path / "design.h5", build("lenet5"))
+    assert train("--resume", str(tmp_path / "design.h5"), "--epochs", "1", "--out", str(tmp_path / "t.h5")) == 0
+    assert load_model(tmp_path / "t.h5").trainer["epoch"] == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "1"], "give --template NAME to start training, or --resume MODEL.h5"),
+    (["train", "--template", "lenet5", "--checkpoint-every", "2"], "--checkpoint-every needs --out"),
+    (["train", "--template", "lenet5", "--out", "no/such/folder/m.h5"], "the folder no/such/folder does not exist"),
+    (["train", "--resume", "missing.h5"], "model file 'missing.h5': no such file"),
+    (["eval", "missing.h5"], "model file 'missing.h5': no such file"),
+    (["predict", "missing.h5", "x.png"], "model file 'missing.h5': no such file"),
+    (["info", "missing.h5"], "model file 'missing.h5': no such file"),
+])
+def test_bad_model_options_give_a_message_not_a_traceback(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convdesigner: ") and message in err and "Traceback" not in err
+
+
+def test_eval_and_predict_refuse_a_design(tmp_path, capsys):
+    save_model(tmp_path / "design.h5", build("lenet5"))
+    for argv in (["eval", str(tmp_path / "design.h5"), "--data", "mnist-sample"],
+                 ["predict", str(tmp_path / "design.h5"), "x.png"]):
+        assert cli.main(argv) == 2
+        assert "is a design without trained weights; train it first" in capsys.readouterr().err
+
+
+def test_a_damaged_file_is_reported_by_every_command(tmp_path, capsys):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    for argv in (["info", str(bad)], ["eval", str(bad)], ["predict", str(bad), "x.png"],
+                 ["train", "--resume", str(bad)]):
+        assert cli.main(argv) == 2
+        assert f"model file '{bad}'" in capsys.readouterr().err
