@@ -268,6 +268,16 @@ def _p_float(name, default, help, lo=None, hi=None):
     return Param(name, float, default, help, lo, hi)
 
 
+def _pool_kind(name: str, help: str, pad_help: str) -> LayerKind:
+    return LayerKind(
+        name, "Pooling", help,
+        (_p_int("pool_size", 2, "Window size", 1, 64),
+         _p_int("stride", 0, "Step between windows (0: same as pool_size)", 0, 64),
+         _p_int("padding", 0, pad_help, 0, 32),
+         Param("ceil_mode", bool, False, "Round the output size up")),
+        _pool_shape(name), macs=lambda p, s, o: math.prod(o) * p["pool_size"] ** 2)
+
+
 _ALPHA = _p_float("alpha", 0.01, "Slope for negative inputs", 0.0, 10.0)
 
 KINDS: dict[str, LayerKind] = {k.name: k for k in [
@@ -291,20 +301,8 @@ KINDS: dict[str, LayerKind] = {k.name: k for k in [
          _p_int("groups", 1, "Channel groups (= input channels for depthwise)", 1, 65536),
          Param("bias", bool, True, "Add a learned bias per filter")),
         _conv_shape, weight_shapes=_conv_weights, macs=_conv_macs),
-    LayerKind(
-        "MaxPool2D", "Pooling", "Keeps the largest value in each window.",
-        (_p_int("pool_size", 2, "Window size", 1, 64),
-         _p_int("stride", 0, "Step between windows (0: same as pool_size)", 0, 64),
-         _p_int("padding", 0, "Padding on every side", 0, 32),
-         Param("ceil_mode", bool, False, "Round the output size up")),
-        _pool_shape("MaxPool2D"), macs=lambda p, s, o: math.prod(o) * p["pool_size"] ** 2),
-    LayerKind(
-        "AvgPool2D", "Pooling", "Averages each window.",
-        (_p_int("pool_size", 2, "Window size", 1, 64),
-         _p_int("stride", 0, "Step between windows (0: same as pool_size)", 0, 64),
-         _p_int("padding", 0, "Padding on every side (counted as zeros in the average)", 0, 32),
-         Param("ceil_mode", bool, False, "Round the output size up")),
-        _pool_shape("AvgPool2D"), macs=lambda p, s, o: math.prod(o) * p["pool_size"] ** 2),
+    _pool_kind("MaxPool2D", "Keeps the largest value in each window.", "Padding on every side"),
+    _pool_kind("AvgPool2D", "Averages each window.", "Padding on every side (counted as zeros in the average)"),
     LayerKind(
         "GlobalAvgPool2D", "Pooling", "Averages each channel over the whole image, giving C×1×1.",
         (), lambda p, s: (_image("GlobalAvgPool2D", s)[0], 1, 1), macs=lambda p, s, o: math.prod(s[0])),

@@ -14,7 +14,8 @@ from .graph import Graph
 class _Builder:
     """Chains blocks: each call adds one block fed by the given ids (default: the last block) and returns its id."""
 
-    def __init__(self, channels: int, height: int, width: int) -> None:
+    def __init__(self, channels: int, height: int, width: int, bn_eps: float = 1e-5) -> None:
+        self.bn_eps = bn_eps  # torchvision's GoogLeNet and EfficientNet use 1e-3
         self.g = Graph()
         self.last = self.g.add("Input", "input", {"channels": channels, "height": height, "width": width}).id
 
@@ -32,10 +33,10 @@ class _Builder:
                         stride=stride, padding="explicit", pad_h=pad, pad_w=pad, groups=groups, bias=bias)
 
     def conv_bn(self, name: str, filters: int, k: int, stride: int = 1, act: str | None = "ReLU",
-                src: int | None = None, groups: int = 1, eps: float = 1e-5) -> int:
+                src: int | None = None, groups: int = 1) -> int:
         """Conv without bias, BatchNorm, optional activation: the unit of every modern family."""
         self.conv(name, filters, k, stride, bias=False, groups=groups, src=src)
-        self.add("BatchNorm", f"{name}_bn", eps=eps)
+        self.add("BatchNorm", f"{name}_bn", eps=self.bn_eps)
         if act:
             self.add(act, f"{name}_{act.lower()}")
         return self.last
@@ -57,6 +58,16 @@ class _Builder:
             if dropout and not dropout_first:
                 self.add("Dropout", f"drop{i}", rate=dropout)
         self.add("Dense", "fc_out" if hidden else "fc", units=classes)
+        self.add("SoftmaxCrossEntropy", "loss")
+        return self.g
+
+    def pooled_head(self, classes: int, dropout: float = 0.0) -> Graph:
+        """Global average pooling, optional dropout and the classifier: the ending of the modern families."""
+        self.add("GlobalAvgPool2D", "avgpool")
+        self.add("Flatten", "flatten")
+        if dropout:
+            self.add("Dropout", "dropout", rate=dropout)
+        self.add("Dense", "fc", units=classes)
         self.add("SoftmaxCrossEntropy", "loss")
         return self.g
 
@@ -149,21 +160,20 @@ def _inception(b: _Builder, name: str, c1: int, c3r: int, c3: int, c5r: int, c5:
 
 
 def googlenet(classes: int = 1000, small: bool = False) -> Graph:
-    eps = 1e-3
     if small:
-        b = _Builder(3, 32, 32)
-        b.conv_bn("conv1", 32, 3, eps=eps)
+        b = _Builder(3, 32, 32, bn_eps=1e-3)
+        b.conv_bn("conv1", 32, 3)
         b.pool("MaxPool2D", "pool1", 2, 2)
         _inception(b, "inc3a", 16, 16, 24, 4, 8, 8)
         _inception(b, "inc3b", 24, 24, 32, 8, 16, 16)
         b.pool("MaxPool2D", "pool3", 2, 2)
         _inception(b, "inc4a", 32, 24, 48, 8, 16, 16)
     else:
-        b = _Builder(3, 224, 224)
-        b.conv_bn("conv1", 64, 7, 2, eps=eps)
+        b = _Builder(3, 224, 224, bn_eps=1e-3)
+        b.conv_bn("conv1", 64, 7, 2)
         b.pool("MaxPool2D", "pool1", 3, 2, ceil=True)
-        b.conv_bn("conv2", 64, 1, eps=eps)
-        b.conv_bn("conv3", 192, 3, eps=eps)
+        b.conv_bn("conv2", 64, 1)
+        b.conv_bn("conv3", 192, 3)
         b.pool("MaxPool2D", "pool2", 3, 2, ceil=True)
         _inception(b, "inc3a", 64, 96, 128, 16, 32, 32)
         _inception(b, "inc3b", 128, 128, 192, 32, 96, 64)
@@ -175,15 +185,7 @@ def googlenet(classes: int = 1000, small: bool = False) -> Graph:
         b.pool("MaxPool2D", "pool4", 2, 2, ceil=True)
         _inception(b, "inc5a", 256, 160, 320, 32, 128, 128)
         _inception(b, "inc5b", 384, 192, 384, 48, 128, 128)
-    for n in b.g.nodes.values():
-        if n.kind == "BatchNorm":
-            n.params["eps"] = eps
-    b.add("GlobalAvgPool2D", "avgpool")
-    b.add("Flatten", "flatten")
-    b.add("Dropout", "dropout", rate=0.2)
-    b.add("Dense", "fc", units=classes)
-    b.add("SoftmaxCrossEntropy", "loss")
-    return b.g
+    return b.pooled_head(classes, dropout=0.2)
 
 
 def _basic_block(b: _Builder, name: str, cin: int, filters: int, stride: int) -> int:
@@ -227,11 +229,7 @@ def resnet(depth: int = 18, classes: int = 1000, small: bool = False) -> Graph:
         for i in range(n):
             block(b, f"layer{stage}_{i + 1}", cin, w, 2 if i == 0 and stage > 1 else 1)
             cin = w * expansion
-    b.add("GlobalAvgPool2D", "avgpool")
-    b.add("Flatten", "flatten")
-    b.add("Dense", "fc", units=classes)
-    b.add("SoftmaxCrossEntropy", "loss")
-    return b.g
+    return b.pooled_head(classes)
 
 
 def densenet(classes: int = 1000, small: bool = False) -> Graph:
@@ -265,11 +263,7 @@ def densenet(classes: int = 1000, small: bool = False) -> Graph:
             b.pool("AvgPool2D", f"trans{bi}_pool", 2, 2)
     b.add("BatchNorm", "norm5")
     b.add("ReLU", "relu5")
-    b.add("GlobalAvgPool2D", "avgpool")
-    b.add("Flatten", "flatten")
-    b.add("Dense", "fc", units=classes)
-    b.add("SoftmaxCrossEntropy", "loss")
-    return b.g
+    return b.pooled_head(classes)
 
 
 _EFFICIENTNET_B0 = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
@@ -278,46 +272,39 @@ _EFFICIENTNET_B0 = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3,
 
 def _mbconv(b: _Builder, name: str, cin: int, cout: int, expand: int, k: int, stride: int) -> int:
     """Mobile inverted bottleneck with squeeze-excitation (squeeze to a quarter of the block's input channels)."""
-    eps = 1e-3
     src = b.last
     wide = cin * expand
     if expand != 1:
-        b.conv_bn(f"{name}_expand", wide, 1, act="SiLU", eps=eps)
-    x = b.conv_bn(f"{name}_dw", wide, k, stride, act="SiLU", groups=wide, eps=eps)
+        b.conv_bn(f"{name}_expand", wide, 1, act="SiLU")
+    x = b.conv_bn(f"{name}_dw", wide, k, stride, act="SiLU", groups=wide)
     b.add("GlobalAvgPool2D", f"{name}_se_pool")
     b.conv(f"{name}_se_reduce", max(1, cin // 4), 1)
     b.add("SiLU", f"{name}_se_silu")
     b.conv(f"{name}_se_expand", wide, 1)
     gate = b.add("Sigmoid", f"{name}_se_gate")
     b.add("Multiply", f"{name}_se_scale", [x, gate])
-    out = b.conv_bn(f"{name}_project", cout, 1, act=None, eps=eps)
+    out = b.conv_bn(f"{name}_project", cout, 1, act=None)
     if stride == 1 and cin == cout:
         out = b.add("Add", f"{name}_add", [out, src])
     return out
 
 
 def efficientnet(classes: int = 1000, small: bool = False) -> Graph:
-    eps = 1e-3
     if small:
-        b = _Builder(3, 32, 32)
-        b.conv_bn("stem", 16, 3, 1, act="SiLU", eps=eps)
+        b = _Builder(3, 32, 32, bn_eps=1e-3)
+        b.conv_bn("stem", 16, 3, 1, act="SiLU")
         plan, head = [(1, 3, 1, 16, 1), (4, 3, 2, 24, 2), (4, 5, 2, 40, 1), (4, 3, 2, 64, 1)], 256
     else:
-        b = _Builder(3, 224, 224)
-        b.conv_bn("stem", 32, 3, 2, act="SiLU", eps=eps)
+        b = _Builder(3, 224, 224, bn_eps=1e-3)
+        b.conv_bn("stem", 32, 3, 2, act="SiLU")
         plan, head = _EFFICIENTNET_B0, 1280
     cin = 16 if small else 32
     for si, (expand, k, stride, cout, n) in enumerate(plan, start=1):
         for i in range(n):
             _mbconv(b, f"stage{si}_{i + 1}", cin, cout, expand, k, stride if i == 0 else 1)
             cin = cout
-    b.conv_bn("head", head, 1, act="SiLU", eps=eps)
-    b.add("GlobalAvgPool2D", "avgpool")
-    b.add("Flatten", "flatten")
-    b.add("Dropout", "dropout", rate=0.2)
-    b.add("Dense", "fc", units=classes)
-    b.add("SoftmaxCrossEntropy", "loss")
-    return b.g
+    b.conv_bn("head", head, 1, act="SiLU")
+    return b.pooled_head(classes, dropout=0.2)
 
 
 # ----------------------------------------------------------------------------------------------- registry
