@@ -5,7 +5,10 @@ Every command prints a user's message and exits non-zero on a bad input; traceba
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 
 from . import __version__
 from .graph import CATEGORIES, KINDS, TEMPLATES
@@ -21,6 +24,8 @@ def _count(n: int) -> str:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Without a file: the layer catalogue and the templates with their parameter counts."""
+    if args.model:
+        return _model_info(args.model)
     print(f"ConvDesigner {__version__}\n\nLayer kinds:")
     for category in CATEGORIES:
         print(f"  {category}")
@@ -37,12 +42,370 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_data(args: argparse.Namespace):
+    """The template fitted to the data (or, if it cannot take their size, the pictures resized to the template),
+    the (train, validation) sets, and what was changed to make them fit."""
+    from .data import load_dataset
+    from .engine.trainer import adapt_graph
+    from .graph.layers import fmt
+    if args.template not in TEMPLATES:
+        raise CommandError(f"unknown template '{args.template}'; choose one of {', '.join(TEMPLATES)}")
+    graph = TEMPLATES[args.template].build()
+    node = graph.inputs()[0].params
+    wanted = (node["channels"], node["height"], node["width"])
+    try:
+        train, val = load_dataset(args.data, val_split=args.val_split, seed=args.seed)
+        try:
+            graph, changes = adapt_graph(graph, train.input_shape, train.num_classes)
+        except ValueError as e:
+            have = fmt(train.input_shape)
+            train, val = load_dataset(args.data, input_shape=wanted, val_split=args.val_split, seed=args.seed)
+            graph, changes = adapt_graph(graph, wanted, train.num_classes)
+            changes.insert(0, f"{args.template} expects {fmt(wanted)} input and cannot take {have} ({e}); the "
+                              f"pictures were converted instead")
+    except ValueError as e:  # DatasetError, or a template that fits neither way
+        raise CommandError(str(e)) from None
+    if args.limit:
+        train = train.subset(slice(None, args.limit))
+        val = val.subset(slice(None, args.limit)) if val is not None else None
+    return graph, train, val, changes + list(train.meta.get("notes", []))
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(trainer):
+    """The first Ctrl-C asks the trainer to stop after the current batch; a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGINT, previous)
+        print("\nstopping after this batch (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+        trainer.stop()
+
+    signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a template on a dataset with a progress line per epoch; exit 130 when stopped with Ctrl-C."""
+    from .data import Augment
+    from .engine import compile
+    from .engine.optimizers import OPTIMIZERS, make_optimizer
+    from .engine.schedules import parse_schedule
+    from .engine.trainer import ConsoleProgress, Trainer, TrainingDiverged
+    from .io import ModelFileError
+    if not args.template and not args.resume:
+        raise CommandError("give --template NAME to start training, or --resume MODEL.h5 to continue")
+    model = _resume(args) if args.resume else None
+    if args.optimizer not in OPTIMIZERS:
+        raise CommandError(f"unknown optimizer '{args.optimizer}'; choose one of {', '.join(OPTIMIZERS)}")
+    if args.epochs < 1:
+        raise CommandError(f"--epochs must be at least 1, not {args.epochs}")
+    graph, train, val, notes = _resumed_data(args, model) if model else _training_data(args)
+    lr = OPTIMIZERS[args.optimizer].default_lr if args.lr is None else args.lr
+    hyper = {k: v for k, v in (("momentum", 0.9 if args.momentum is None and args.optimizer == "sgd"
+                                             else args.momentum), ("weight_decay", args.weight_decay)) if v is not None}
+    try:
+        net = compile(graph, seed=args.seed)
+        optimizer = make_optimizer(args.optimizer, net.parameters(), lr, **hyper)
+        schedule = parse_schedule(args.schedule, lr, args.epochs, args.warmup)
+        progress = ConsoleProgress(args.epochs_done + args.epochs, args.batch_size)
+        saving = _checkpoints(args, train)
+        trainer = Trainer(net, optimizer, train, val, schedule, [progress, *saving], args.batch_size, args.seed,
+                          Augment(args.augment) if args.augment else None, args.clip_norm, args.early_stopping)
+        if model is not None:
+            _restore(model, net, optimizer, trainer)
+        for checkpoints in saving:
+            checkpoints.attach(trainer)
+    except ValueError as e:  # CompileError, DatasetError and bad settings are all ValueErrors with a message
+        raise CommandError(str(e)) from None
+    weights = sum(p.value.size for p in net.parameters())
+    print(f"Training {args.template} ({_count(weights)} weights) on {train.name}: {_count(len(train))} training, "
+          f"{_count(len(val)) if val is not None else 'no'} validation images; {optimizer!r}, "
+          f"{schedule.describe()} schedule, batch {args.batch_size}, seed {args.seed}")
+    for note in notes:
+        print(f"  note: {note}")
+    with _ctrl_c_stops(trainer):
+        try:
+            trainer.fit(args.epochs)
+            for checkpoints in saving:
+                checkpoints.save()
+        except (TrainingDiverged, ModelFileError) as e:
+            raise CommandError(str(e)) from None
+    summary = progress.reason
+    if val is not None:
+        loss, acc = trainer.evaluate(val)
+        summary += f"; validation accuracy {acc:.2%}, loss {loss:.4f}"
+    print(summary)
+    for checkpoints in saving:
+        best = f"; best epoch so far in {checkpoints.best_path}" if checkpoints.best_path.exists() else ""
+        print(f"saved {checkpoints.path} (epoch {trainer.epoch}){best}")
+    return 130 if progress.reason.startswith("stopped") else 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Training and inference images per second of the benchmark networks, ours next to PyTorch if installed."""
+    from .engine import bench
+    templates = [t.strip() for t in args.templates.split(",") if t.strip()]
+    unknown = [t for t in templates if t not in TEMPLATES]
+    if unknown:
+        raise CommandError(f"unknown template {', '.join(unknown)}; choose from {', '.join(TEMPLATES)}")
+    try:
+        sizes = [int(b) for b in args.batch_sizes.split(",")]
+    except ValueError:
+        raise CommandError(f"--batch-sizes takes whole numbers separated by commas, not {args.batch_sizes!r}") from None
+    timing = bench.Timing(seconds=0.5, repeats=3, warmup=2) if args.quick else bench.Timing()
+    print(f"Timing {len(templates) * len(sizes) * 2} cells per engine (about {timing.seconds:g} s each)...",
+          flush=True)
+    try:
+        cells, notes = bench.run(templates, sizes, timing, with_torch=not args.no_torch, threads=args.threads,
+                                 report=lambda cell: print(".", end="", flush=True))
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    print("\n" + bench.format_table(cells))
+    for note in notes:
+        print(f"  {note}")
+    for key in templates if args.profile else ():
+        print(f"\n{bench.format_profile(key, bench.profile(key, sizes[0]), sizes[0])}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- model files
+# What `train` records about a run so that `--resume` rebuilds the same setup, and the types a model file must give.
+_RUN_SETTINGS = {"template": str, "data": str, "val_split": float, "limit": int, "batch_size": int, "seed": int,
+                 "optimizer": str, "lr": float, "momentum": float, "weight_decay": float, "schedule": str,
+                 "warmup": int, "augment": str, "clip_norm": float, "early_stopping": int}
+
+
+def _run_settings(args: argparse.Namespace) -> dict:
+    """The run's options as plain values: data paths made absolute, a cosine schedule's length made explicit."""
+    from pathlib import Path
+    settings = {key: getattr(args, key) for key in _RUN_SETTINGS}
+    if Path(args.data).exists():
+        settings["data"] = str(Path(args.data).resolve())
+    kind, colon, rest = args.schedule.partition(":")
+    if kind.lower() == "cosine" and "epochs=" not in rest:
+        settings["schedule"] = f"{args.schedule}{',' if rest else ':'}epochs={args.epochs + args.epochs_done}"
+    return settings
+
+
+def _resume(args: argparse.Namespace):
+    """The model file to continue; its saved run settings replace the options (the same data, optimizer, schedule,
+    batch size and seed make the continuation exact)."""
+    from .io import ModelFileError, load_model
+    try:
+        model = load_model(args.resume)
+    except ModelFileError as e:
+        raise CommandError(str(e)) from None
+    trainer = model.trainer or {}
+    settings = trainer.get("settings") or {}
+    for key, value in settings.items():
+        kind = _RUN_SETTINGS.get(key)
+        if kind is None or not (value is None or isinstance(value, kind) or (kind is float and type(value) is int)):
+            raise CommandError(f"{args.resume}: its training setting {key}={value!r} is not valid")
+        setattr(args, key, value)
+    if model.optimizer is not None:
+        args.optimizer = model.optimizer["kind"]
+    for key in ("seed", "batch_size"):
+        if isinstance(trainer.get(key), int):
+            setattr(args, key, trainer[key])
+    args.template = args.template or args.resume
+    args.epochs_done = int(trainer.get("epoch", 0)) if isinstance(trainer.get("epoch", 0), int) else 0
+    return model
+
+
+def _resumed_data(args: argparse.Namespace, model):
+    """The model file's graph and the data prepared for its input, as `_training_data` does for a template."""
+    from .data import load_dataset
+    graph = model.graph
+    node = graph.inputs()[0].params if graph.inputs() else None
+    shape = (node["channels"], node["height"], node["width"]) if node else None
+    try:
+        train, val = load_dataset(args.data, input_shape=shape, val_split=args.val_split, seed=args.seed)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    if args.limit:
+        train = train.subset(slice(None, args.limit))
+        val = val.subset(slice(None, args.limit)) if val is not None else None
+    return graph, train, val, list(train.meta.get("notes", []))
+
+
+def _restore(model, net, optimizer, trainer) -> None:
+    """Weights, optimizer and trainer state from the model file, whichever it holds (a design holds none)."""
+    if model.weights is not None:
+        net.load_state_dict(model.weights)
+    if model.optimizer is not None:
+        optimizer.load_state_dict(model.optimizer)
+    if model.trainer is not None:
+        trainer.load_state_dict(model.trainer)
+
+
+def _checkpoints(args: argparse.Namespace, train) -> list:
+    """The saving callback for `--out` (none without it)."""
+    from pathlib import Path
+
+    from .io.checkpoint import Checkpoints
+    if args.out is None:
+        if args.checkpoint_every is not None:
+            raise CommandError("--checkpoint-every needs --out MODEL.h5 to save to")
+        return []
+    if not Path(args.out).resolve().parent.is_dir():
+        raise CommandError(f"cannot save to {args.out}: the folder {Path(args.out).parent} does not exist")
+    every = 1 if args.checkpoint_every is None else args.checkpoint_every
+    return [Checkpoints(args.out, train.description(), every, _run_settings(args))]
+
+
+def _load_network(path: str):
+    """A model file and the network built from it, or a CommandError saying why not."""
+    from .engine import compile
+    from .io import ModelFileError, load_model
+    try:
+        model = load_model(path)
+    except ModelFileError as e:
+        raise CommandError(str(e)) from None
+    if model.weights is None:
+        raise CommandError(f"{path} is a design without trained weights; train it first, e.g. "
+                           f"convdesigner train --resume {path} --out trained.h5")
+    try:
+        net = compile(model.graph)
+        net.load_state_dict(model.weights)
+    except ValueError as e:
+        raise CommandError(f"{path}: {e}") from None
+    return model, net
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Loss, accuracy and confusion matrix of a trained model on a dataset, prepared as its training data were."""
+    from .data import load_dataset
+    from .engine.metrics import evaluate
+    from .io.report import confusion_table
+    model, net = _load_network(args.model)
+    described = model.dataset or {}
+    settings = (model.trainer or {}).get("settings") or {}
+    spec = args.data or settings.get("data")
+    if not spec:
+        raise CommandError(f"{args.model} does not say which data it was trained on; give --data")
+    try:
+        train, val = load_dataset(spec, input_shape=net.input_shape, seed=settings.get("seed", 0),
+                                  val_split=0 if args.part == "all" else settings.get("val_split"))
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    data = val if args.part == "val" else train
+    if data is None:
+        raise CommandError(f"{spec} has no validation part; use --part train or --part all")
+    names = described.get("class_names")
+    if names and len(names) != data.num_classes:
+        raise CommandError(f"{args.model} knows {len(names)} classes but {spec} has {data.num_classes}")
+    if described.get("mean") and described.get("std"):  # the model's normalisation, not one measured on these data
+        data.mean, data.std = tuple(described["mean"]), tuple(described["std"])
+    try:
+        result = evaluate(net, data)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    print(f"{args.model} on {data.name} ({args.part}, {_count(len(data))} images): loss {result.loss:.4f}, "
+          f"accuracy {result.accuracy:.2%}")
+    print(confusion_table(result.confusion, names or data.class_names))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """The five most likely classes of each picture, with their probabilities."""
+    from .data import load_image
+    from .engine.metrics import top_k
+    model, net = _load_network(args.model)
+    described = model.dataset or {}
+    for picture in args.pictures:
+        try:
+            x = load_image(picture, net.input_shape, described)
+        except ValueError as e:
+            raise CommandError(str(e)) from None
+        scores = net.predict_proba(x)[0]
+        names = described.get("class_names") or [f"output {i}" for i in range(len(scores))]
+        print(f"{picture}:")
+        for rank, (i, value) in enumerate(top_k(scores, 5), start=1):
+            shown = f"{value:.4g}" if net.loss_kind == "MSE" else f"{value:7.2%}"
+            print(f"  {rank}. {names[i] if i < len(names) else f'output {i}':<24} {shown}")
+    return 0
+
+
+def _model_info(path: str) -> int:
+    from .io import ModelFileError, load_model
+    from .io.report import model_report
+    try:
+        print(model_report(path, load_model(path)))
+    except ModelFileError as e:
+        raise CommandError(str(e)) from None
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="convdesigner", description="Design, train and inspect convolutional networks.")
     p.add_argument("--version", action="version", version=f"ConvDesigner {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     info = sub.add_parser("info", help="list layer kinds and templates, or describe a model file")
+    info.add_argument("model", nargs="?", help="a model file (.h5): its graph, parameters, history and file layout")
     info.set_defaults(func=cmd_info)
+    train = sub.add_parser("train", help="train a template on a dataset",
+                           description="Train a template on a dataset. The template's Input block and last Dense "
+                                       "block are adapted to the data's image shape and number of classes.")
+    train.add_argument("--template", help=f"network to train: {', '.join(TEMPLATES)}")
+    train.add_argument("--data", default="mnist-sample",
+                       help="mnist-sample, shapes, or a dataset file or folder (default mnist-sample)")
+    train.add_argument("--epochs", type=int, default=5, help="epochs to train (default 5)")
+    train.add_argument("--batch-size", type=int, default=64, help="images per mini-batch (default 64)")
+    train.add_argument("--optimizer", default="adam", help="sgd, adam, adamw, rmsprop or adagrad (default adam)")
+    train.add_argument("--lr", type=float, help="learning rate (default 0.001; 0.01 for sgd and adagrad)")
+    train.add_argument("--momentum", type=float, help="momentum for sgd (default 0.9) or rmsprop (default 0)")
+    train.add_argument("--weight-decay", type=float,
+                       help="L2 weight decay on kernels (decoupled for adamw, default 0.01 there; 0 otherwise)")
+    train.add_argument("--schedule", default="constant",
+                       help="learning-rate schedule KIND[:name=value,...]: constant, step:step_size=10,gamma=0.1, "
+                            "cosine:min_lr=0, plateau:patience=3,factor=0.1 (default constant)")
+    train.add_argument("--warmup", type=int, default=0, help="batches of linear learning-rate warmup (default 0)")
+    train.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and dropout (default 0)")
+    train.add_argument("--val-split", type=float,
+                       help="fraction held out for validation (default: the dataset's own validation part)")
+    train.add_argument("--augment", default="", help="augmentation, e.g. flip,shift=4,rotate=12,noise=0.1")
+    train.add_argument("--clip-norm", type=float, help="clip the global gradient norm to this value")
+    train.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                       help="stop after this many epochs without a better validation loss; keep the best weights")
+    train.add_argument("--limit", type=int, help=argparse.SUPPRESS)  # first N images only, for quick checks
+    train.add_argument("--out", metavar="MODEL.h5",
+                       help="save the model here as it trains and at the end, and its best epoch (lowest validation "
+                            "loss) to MODEL.best.h5")
+    train.add_argument("--checkpoint-every", type=int, metavar="N",
+                       help="save --out every N epochs (default 1; 0: only at the end)")
+    train.add_argument("--resume", metavar="MODEL.h5",
+                       help="continue training a model file for --epochs more epochs, with the data, optimizer, "
+                            "schedule, batch size and seed it was trained with (a design starts from new weights)")
+    train.set_defaults(func=cmd_train, epochs_done=0)
+    evaluate = sub.add_parser("eval", help="loss, accuracy and confusion matrix of a model on a dataset")
+    evaluate.add_argument("model", help="a trained model file (.h5)")
+    evaluate.add_argument("--data", help="mnist-sample, shapes, or a dataset file or folder (default: the data the "
+                                         "model was trained on)")
+    evaluate.add_argument("--part", choices=("val", "train", "all"), default="val",
+                          help="which part of the data: the validation part held out in training (default), the "
+                               "training part, or all of it")
+    evaluate.set_defaults(func=cmd_eval)
+    predict = sub.add_parser("predict", help="the top-5 classes of pictures, with probabilities")
+    predict.add_argument("model", help="a trained model file (.h5)")
+    predict.add_argument("pictures", nargs="+", metavar="picture", help="picture files (PNG, JPEG, ...)")
+    predict.set_defaults(func=cmd_predict)
+    bench = sub.add_parser("bench", help="images per second of training and inference, ours vs PyTorch",
+                           description="Training (SGD, momentum 0.9) and inference throughput on random data, "
+                                       "next to PyTorch with the same network and thread count when it is installed.")
+    bench.add_argument("--quick", action="store_true", help="a short run (about 0.5 s per cell)")
+    bench.add_argument("--templates", default="lenet5,seed-cnn", help="networks to time (default lenet5,seed-cnn)")
+    bench.add_argument("--batch-sizes", default="64,256", help="batch sizes (default 64,256)")
+    bench.add_argument("--no-torch", action="store_true", help="time our engine only")
+    bench.add_argument("--threads", type=int, help="threads for both engines (default: numba's, all cores)")
+    bench.add_argument("--profile", action="store_true", help="also time each block's forward and backward")
+    bench.set_defaults(func=cmd_bench)
     return p
 
 

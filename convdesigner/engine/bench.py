@@ -1,0 +1,318 @@
+"""Training and inference throughput of the engine, side by side with PyTorch running the very same network.
+
+PyTorch is optional and never a dependency: it is imported only when a comparison is asked for and installed. Both
+engines get the same weights, random data, optimizer and thread count in the same process, and each cell is the
+median of several timed repeats after a warm-up.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from ..graph.graph import Graph
+from ..graph.layers import conv_padding
+from ..graph.templates import build
+from . import compile
+from .optimizers import make_optimizer
+
+BENCH_TEMPLATES = ("lenet5", "seed-cnn")
+BENCH_BATCHES = (64, 256)
+OPTIMIZER = ("sgd", {"momentum": 0.9})  # the same rule on both sides: SGD with momentum 0.9, lr 0.01
+LR = 0.01
+
+
+@dataclass
+class Cell:
+    template: str
+    batch: int
+    mode: str  # "train" or "infer"
+    ours: float  # images per second
+    torch: float | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.ours / self.torch if self.torch else None
+
+
+@dataclass
+class Timing:
+    """How long each cell runs: ``repeats`` timed runs of about ``seconds / repeats`` each, after ``warmup`` calls."""
+    seconds: float = 2.0
+    repeats: int = 5
+    warmup: int = 3
+    notes: list[str] = field(default_factory=list)
+
+
+def throughput(steps: list, images: int, timing: Timing) -> list[float]:
+    """Median images per second of each ``step()`` (each handles ``images`` images per call). The steps take turns
+    in every repeat, so a change in machine load touches them alike."""
+    calls = []
+    for step in steps:
+        for _ in range(timing.warmup):
+            step()
+        start = time.perf_counter()
+        step()
+        once = max(time.perf_counter() - start, 1e-6)
+        calls.append(max(1, math.ceil(timing.seconds / timing.repeats / once)))
+    rates: list[list[float]] = [[] for _ in steps]
+    for _ in range(timing.repeats):
+        for step, count, seen in zip(steps, calls, rates, strict=True):
+            start = time.perf_counter()
+            for _ in range(count):
+                step()
+            seen.append(count * images / (time.perf_counter() - start))
+    return [statistics.median(r) for r in rates]
+
+
+def random_batch(shape: tuple[int, ...], classes: int, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, *shape), dtype=np.float32), rng.integers(0, classes, batch)
+
+
+def ours_steps(net, x: np.ndarray, labels: np.ndarray):
+    """(train step, inference step) closures of our engine on one fixed batch."""
+    opt = make_optimizer(OPTIMIZER[0], net.parameters(), LR, **OPTIMIZER[1])
+
+    def train():
+        net.forward(x, training=True)
+        net.loss(labels)
+        net.backward(input_grad=False)
+        opt.step()
+
+    def infer():
+        net.forward(x, training=False)
+
+    return train, infer
+
+
+def run(templates=BENCH_TEMPLATES, batches=BENCH_BATCHES, timing: Timing | None = None, with_torch: bool = True,
+        report=None, threads: int | None = None) -> tuple[list[Cell], list[str]]:
+    """Every (template, batch, mode) cell on our engine and, when available, on PyTorch; returns cells and notes.
+    ``report(cell)`` is called as each cell finishes. ``threads``: both engines' thread count (default numba's)."""
+    if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, not {threads}")
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads or before)
+    try:
+        return _run(templates, batches, timing or Timing(), with_torch, report)
+    finally:
+        numba.set_num_threads(before)
+
+
+def _run(templates, batches, timing: Timing, with_torch: bool, report) -> tuple[list[Cell], list[str]]:
+    threads = numba.get_num_threads()
+    notes = [f"{threads} thread{'s' if threads != 1 else ''}; optimizer {OPTIMIZER[0]} momentum "
+             f"{OPTIMIZER[1]['momentum']} lr {LR}; random data; median of {timing.repeats} runs of "
+             f"~{timing.seconds / timing.repeats:.2g} s per cell after {timing.warmup} warm-up steps"]
+    torch = _import_torch() if with_torch else None
+    if with_torch and torch is None:
+        notes.append("PyTorch is not installed: only our engine was timed (pip install torch to compare)")
+    if torch is not None:
+        torch.set_num_threads(threads)
+        notes.append(f"PyTorch {torch.__version__} with torch.set_num_threads({threads})")
+    cells = []
+    for key in templates:
+        graph = build(key)
+        net = compile(graph, seed=0)
+        classes = int(np.prod(net.output_shape))
+        twin = TorchTwin(torch, graph, net) if torch is not None else None
+        if twin is not None:
+            notes.append(f"{key}: max |ours − torch| over the logits of one batch = {twin.check(net):.1e}")
+        for batch in batches:
+            x, labels = random_batch(net.input_shape, classes, batch)
+            ours = dict(zip(("train", "infer"), ours_steps(net, x, labels), strict=True))
+            theirs = dict(zip(("train", "infer"), twin.steps(x, labels), strict=True)) if twin is not None else {}
+            for mode in ("train", "infer"):
+                rates = throughput([ours[mode], *([theirs[mode]] if theirs else [])], batch, timing)
+                cell = Cell(key, batch, mode, rates[0], rates[1] if theirs else None)
+                cells.append(cell)
+                if report is not None:
+                    report(cell)
+    return cells, notes
+
+
+def format_table(cells: list[Cell]) -> str:
+    lines = [f"{'network':<10} {'batch':>5}  {'mode':<9} {'ours img/s':>11} {'torch img/s':>12} {'ours/torch':>11}"]
+    for c in cells:
+        torch = f"{c.torch:>12,.0f}" if c.torch else f"{'-':>12}"
+        ratio = f"{c.ratio:>11.2f}" if c.ratio else f"{'-':>11}"
+        mode = "training" if c.mode == "train" else "inference"
+        lines.append(f"{c.template:<10} {c.batch:>5}  {mode:<9} {c.ours:>11,.0f} {torch} {ratio}")
+    return "\n".join(lines)
+
+
+def profile(template: str, batch: int = 64, steps: int = 20) -> list[tuple[str, str, float, float]]:
+    """Per block of ``template``: (name, kind, forward ms, backward ms) per training step, mean over ``steps``; a
+    last row holds the rest of the step (loss, optimizer, bookkeeping)."""
+    net = compile(build(template), seed=0)
+    x, labels = random_batch(net.input_shape, int(np.prod(net.output_shape)), batch)
+    spent = {layer.name: [0.0, 0.0] for layer in net.layers}
+    for layer in net.layers:
+        for slot, method in enumerate(("forward", "backward")):
+            setattr(layer, method, _timed(getattr(layer, method), spent[layer.name], slot))
+    train, _ = ours_steps(net, x, labels)
+    for _ in range(3):
+        train()
+    for times in spent.values():
+        times[:] = [0.0, 0.0]
+    start = time.perf_counter()
+    for _ in range(steps):
+        train()
+    rest = time.perf_counter() - start - sum(f + b for f, b in spent.values())
+    rows = [(layer.name, layer.kind, spent[layer.name][0], spent[layer.name][1]) for layer in net.layers]
+    rows.append(("(rest)", "loss, optimizer, glue", rest, 0.0))
+    return [(name, kind, f / steps * 1e3, b / steps * 1e3) for name, kind, f, b in rows]
+
+
+def format_profile(template: str, rows: list[tuple[str, str, float, float]], batch: int) -> str:
+    total = sum(f + b for _, _, f, b in rows)
+    lines = [f"{template}, batch {batch}: milliseconds per training step by block (total {total:.2f} ms)",
+             f"  {'block':<20} {'kind':<20} {'forward':>8} {'backward':>9} {'share':>6}"]
+    for name, kind, f, b in sorted(rows, key=lambda r: -(r[2] + r[3])):
+        lines.append(f"  {name:<20} {kind:<20} {f:>8.3f} {b:>9.3f} {(f + b) / total:>6.1%}")
+    return "\n".join(lines)
+
+
+def _timed(method, total: list[float], slot: int):
+    def wrapper(*args):
+        start = time.perf_counter()
+        out = method(*args)
+        total[slot] += time.perf_counter() - start
+        return out
+    return wrapper
+
+
+# ----------------------------------------------------------------------------------------------- PyTorch twin
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+class TorchTwin:
+    """The graph rebuilt as a PyTorch module with our network's weights, stepping with the same optimizer rule."""
+
+    def __init__(self, torch, graph: Graph, net) -> None:
+        self.torch = torch
+        self.model = _torch_module(torch, graph, net.state_dict())
+
+    def check(self, net) -> float:
+        x, _ = random_batch(net.input_shape, 2, 8, seed=1)
+        self.model.eval()
+        with self.torch.no_grad():
+            theirs = self.model(self.torch.from_numpy(x)).numpy()
+        return float(np.max(np.abs(theirs - net.forward(x, training=False))))
+
+    def steps(self, x: np.ndarray, labels: np.ndarray):
+        torch, model = self.torch, self.model
+        tx, ty = torch.from_numpy(x), torch.from_numpy(labels)
+        opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=OPTIMIZER[1]["momentum"])
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def train():
+            model.train()
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(tx), ty).backward()
+            opt.step()
+
+        def infer():
+            model.eval()
+            with torch.inference_mode():
+                model(tx)
+
+        return train, infer
+
+
+def _torch_module(torch, graph: Graph, weights: dict):
+    """A module that runs the graph's blocks in topological order (so branches and merges work)."""
+    nn = torch.nn
+    info = graph.infer()
+
+    def conv(p, shapes, w):
+        top, bottom, left, right = conv_padding(p, shapes[0][1:])
+        m = nn.Conv2d(shapes[0][0], p["filters"], (p["kernel_h"], p["kernel_w"]), p["stride"], 0, p["dilation"],
+                      p["groups"], p["bias"])
+        _load(torch, m, {"weight": w["kernel"], "bias": w.get("bias")})
+        if (top, bottom, left, right) == (0, 0, 0, 0):
+            return m
+        return nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), m)
+
+    def dense(p, shapes, w):
+        m = nn.Linear(shapes[0][0], p["units"], p["bias"])
+        _load(torch, m, {"weight": w["kernel"], "bias": w.get("bias")})
+        return m
+
+    def pool(cls):
+        return lambda p, shapes, w: cls(p["pool_size"], p["stride"] or p["pool_size"], p["padding"],
+                                        ceil_mode=p["ceil_mode"])
+
+    def batchnorm(p, shapes, w):
+        cls = nn.BatchNorm2d if len(shapes[0]) == 3 else nn.BatchNorm1d
+        m = cls(shapes[0][0], eps=p["eps"], momentum=p["momentum"])
+        _load(torch, m, {"weight": w["gamma"], "bias": w["beta"], "running_mean": w["running_mean"],
+                         "running_var": w["running_var"]})
+        return m
+
+    def prelu(p, shapes, w):
+        m = nn.PReLU(shapes[0][0])
+        _load(torch, m, {"weight": w["slope"]})
+        return m
+
+    simple = {
+        "ReLU": lambda p: nn.ReLU(), "LeakyReLU": lambda p: nn.LeakyReLU(p["alpha"]),
+        "ELU": lambda p: nn.ELU(p["alpha"]),
+        "SiLU": lambda p: nn.SiLU(), "Sigmoid": lambda p: nn.Sigmoid(), "Tanh": lambda p: nn.Tanh(),
+        "Softmax": lambda p: nn.Softmax(dim=1), "Dropout": lambda p: nn.Dropout(p["rate"]),
+        "Flatten": lambda p: nn.Flatten(), "GlobalAvgPool2D": lambda p: nn.AdaptiveAvgPool2d(1),
+    }
+    with_weights = {"Conv2D": conv, "Dense": dense, "MaxPool2D": pool(nn.MaxPool2d), "AvgPool2D": pool(nn.AvgPool2d),
+                    "BatchNorm": batchnorm, "PReLU": prelu}
+    def multiply(xs):
+        a, b = sorted(xs, key=lambda t: -t.dim())  # a C (or C×1×1) gate broadcasts over a C×H×W input
+        return a * b.reshape(b.shape[0], -1, *([1] * (a.dim() - 2)))
+
+    merges = {"Add": lambda xs: sum(xs[1:], xs[0]), "Concat": lambda xs: torch.cat(xs, dim=1), "Multiply": multiply}
+
+    class GraphModule(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleDict()
+            self.plan = []
+            for node_id in graph.topological_order():
+                node = graph.nodes[node_id]
+                shapes = info.nodes[node_id].input_shapes
+                if node.kind in with_weights:
+                    self.blocks[node.name] = with_weights[node.kind](node.params, shapes, weights.get(node.name, {}))
+                elif node.kind in simple:
+                    self.blocks[node.name] = simple[node.kind](node.params)
+                elif node.kind not in merges and node.kind != "Input" and not node.spec.is_loss:
+                    raise ValueError(f"the benchmark has no PyTorch equivalent of {node.kind}")
+                self.plan.append((node.name, node.kind, node.spec.is_loss, graph.inputs_of(node_id)))
+            self.names = {node_id: graph.nodes[node_id].name for node_id in graph.nodes}
+
+        def forward(self, x):
+            outs = {}
+            for name, kind, is_loss, sources in self.plan:
+                xs = [outs[self.names[s]] for s in sources] or [x]
+                if is_loss:
+                    return xs[0]
+                outs[name] = merges[kind](xs) if kind in merges else self.blocks[name](xs[0]) \
+                    if name in self.blocks else xs[0]
+            raise ValueError("the graph has no output head")
+
+    return GraphModule()
+
+
+def _load(torch, module, arrays: dict) -> None:
+    with torch.no_grad():
+        for name, value in arrays.items():
+            if value is not None:
+                getattr(module, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))

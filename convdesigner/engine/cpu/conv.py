@@ -1,0 +1,174 @@
+"""2-D convolution kernels (NCHW, float32), forward and backward, for the CPU backend.
+
+Two strategies, chosen per call by :func:`uses_gemm`: im2col + OpenBLAS sgemm (:mod:`im2col`, ungrouped convs) and
+direct loops over zero-padded flat planes (depthwise, other grouped and tiny convs); both use the wide layout of
+:mod:`planes`.  The direct loops are axpys over a whole output plane per kernel tap, parallel
+over the batch; dW sums tap products over the batch first (an axpy, which vectorises without fastmath) and over
+positions last.  Returned arrays are fresh unless ``out=``/``dx_out=`` is given.
+"""
+from __future__ import annotations
+
+import os
+
+# After every parallel kernel numba's OpenMP workers would spin, stealing the cores from the sgemm threads and the
+# next kernels (measured on the shared 2-core box: a small conv call took 20 ms instead of 0.04 ms).  Must be set
+# before numba starts its thread pool (first parallel kernel); an explicit user setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from numba import njit, prange  # noqa: E402
+
+from convdesigner.engine.cpu import im2col  # noqa: E402
+from convdesigner.engine.cpu.planes import (  # noqa: E402
+    copy,
+    crop_into,
+    geometry,
+    pad_batch,
+    pad_into,
+    scatter_tap,
+    tap,
+    tap_products,
+    widen,
+    workspace,
+)
+
+
+def uses_gemm(c_in: int, filters: int, groups: int) -> bool:
+    """True when im2col + sgemm is the faster strategy (measured with benchmarks/kernels.py): every ungrouped conv
+    except tiny ones like LeNet-5's 1->6, where the direct loops are as fast or faster; grouped and depthwise convs
+    always go direct."""
+    return groups == 1 and c_in * filters >= 16
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=False)
+def _direct_forward(x, w, b, y, stride, dilation, top, left, hp, wp, wq, q_, nchunks):
+    n_, c_ = x.shape[0], x.shape[1]
+    f_, cg, kh, kw = w.shape
+    fg = f_ // (c_ // cg)
+    oh_, ow_ = y.shape[2], y.shape[3]
+    for t in prange(nchunks):
+        plane = np.zeros((c_, hp * wp), np.float32)
+        acc = np.empty(q_, np.float32)
+        for n in range(t * n_ // nchunks, (t + 1) * n_ // nchunks):
+            pad_into(plane, x, n, top, left, wp)
+            for f in range(f_):
+                c0 = (f // fg) * cg
+                acc[:] = b[f]
+                for c in range(cg):
+                    for i in range(kh):
+                        for j in range(kw):
+                            tap(acc, plane[c0 + c], w[f, c, i, j], (i * wp + j) * dilation, stride, wp, oh_, ow_)
+                for oh in range(oh_):
+                    copy(y[n, f, oh], acc[oh * wq:oh * wq + ow_])
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=False)
+def _direct_dw(planes, wide, dw, stride, dilation, wp, oh_, ow_):
+    """dw[f, c, i, j] = sum over n, q of wide[f, n, q] * (tap (i, j) of channel c at q); parallel over (f, c)."""
+    n_, c_ = planes.shape[0], planes.shape[1]
+    f_, cg, kh, kw = dw.shape
+    fg = f_ // (c_ // cg)
+    q_ = wide.shape[2]
+    for fc in prange(f_ * cg):
+        f, c = fc // cg, fc % cg
+        ch = (f // fg) * cg + c
+        acc = np.empty((kw, q_), np.float32)
+        for i in range(kh):
+            acc[:, :] = 0.0
+            for n in range(n_):
+                for j in range(kw):
+                    tap_products(acc[j], wide[f, n], planes[n, ch], (i * wp + j) * dilation, stride, wp, oh_, ow_)
+            for j in range(kw):
+                dw[f, c, i, j] = acc[j].sum()
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=False)
+def _direct_dx(wide, w, dx, stride, dilation, top, left, hp, wp, oh_, ow_):
+    """dx = the adjoint of the direct forward, scattered per sample into padded planes and cropped."""
+    n_, c_ = dx.shape[0], dx.shape[1]
+    f_, cg, kh, kw = w.shape
+    fg = f_ // (c_ // cg)
+    for n in prange(n_):
+        dplane = np.zeros((c_, hp * wp), np.float32)
+        for f in range(f_):
+            c0 = (f // fg) * cg
+            g = wide[f, n]
+            for c in range(cg):
+                for i in range(kh):
+                    for j in range(kw):
+                        scatter_tap(dplane[c0 + c], g, w[f, c, i, j], (i * wp + j) * dilation, stride, wp, oh_, ow_)
+        crop_into(dx, n, dplane, top, left, wp)
+
+
+def _prepare(x, w, groups, method):
+    x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(w)
+    if x.dtype != np.float32 or w.dtype != np.float32:
+        raise TypeError(f"convolution kernels take float32 arrays, not {x.dtype} and {w.dtype}")
+    if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
+        raise ValueError(f"input {x.shape} and kernel {w.shape} do not match groups={groups}")
+    if method is None:
+        gemm = uses_gemm(x.shape[1], w.shape[0], groups)
+    elif method not in ("gemm", "direct") or (method == "gemm" and groups != 1):
+        raise ValueError(f"method must be None, 'direct' or 'gemm' (groups=1 only), not {method!r}")
+    else:
+        gemm = method == "gemm"
+    return x, w, gemm
+
+
+def _checked(buf, shape, name):
+    if buf.shape != shape or buf.dtype != np.float32 or not buf.flags.c_contiguous:
+        raise ValueError(f"{name} must be a C-contiguous float32 array of shape {shape}, not {buf.dtype} {buf.shape}")
+    return buf
+
+
+def _chunks(n: int) -> int:
+    """Batch chunks for a parallel kernel: a few per thread so a core busy elsewhere does not stall the step."""
+    return max(1, min(n, 4 * numba.get_num_threads()))
+
+
+def conv2d_forward(x, w, b, stride, pads, dilation, groups, *, out=None, method=None):
+    """y = conv(x, w) + b for NCHW float32 x (N,C,H,W), w (F,C/groups,kh,kw), pads (top,bottom,left,right).
+
+    ``out`` (N,F,OH,OW) float32 C-contiguous, if given, receives the result; otherwise a fresh array is returned.
+    ``method`` forces 'direct' or 'gemm' (benchmarks, tests); None picks by :func:`uses_gemm`.
+    """
+    x, w, gemm = _prepare(x, w, groups, method)
+    n, f = x.shape[0], w.shape[0]
+    g = geometry(x.shape, w.shape, stride, pads, dilation)
+    y = np.empty((n, f, g.oh, g.ow), np.float32) if out is None else _checked(out, (n, f, g.oh, g.ow), "out")
+    bias = np.zeros(f, np.float32) if b is None else np.ascontiguousarray(b, np.float32)
+    if gemm:
+        im2col.gemm_forward(x, w, bias, y, g, stride, pads, dilation)
+    else:
+        _direct_forward(x, w, bias, y, stride, dilation, pads[0], pads[2], g.hp, g.wp, g.wq, g.q, _chunks(n))
+    return y
+
+
+def conv2d_backward(x, w, dy, stride, pads, dilation, groups, need_dx=True, *, dx_out=None, method=None):
+    """Gradients (dx or None, dw, db) of conv2d_forward given dy = dL/dy; db = dy.sum((0, 2, 3)).
+
+    Pass ``need_dx=False`` for a layer fed by the network input to skip the dx work.  ``dx_out``, if given,
+    receives dx; dw and db are always fresh arrays.  ``method`` as for :func:`conv2d_forward`.
+    """
+    x, w, gemm = _prepare(x, w, groups, method)
+    dy = np.ascontiguousarray(dy, np.float32)
+    n, c, f = x.shape[0], x.shape[1], w.shape[0]
+    g = geometry(x.shape, w.shape, stride, pads, dilation)
+    if dy.shape != (n, f, g.oh, g.ow):
+        raise ValueError(f"dy has shape {dy.shape}, expected {(n, f, g.oh, g.ow)}")
+    dx = (np.empty(x.shape, np.float32) if dx_out is None else _checked(dx_out, x.shape, "dx_out")) if need_dx else None
+    if gemm:
+        dw, db = im2col.gemm_backward(x, w, dy, dx, g, stride, pads, dilation)
+        return dx, dw, db
+    planes = workspace("planes", (n, c, g.hp * g.wp))
+    pad_batch(x, planes, pads[0], pads[2], g.wp)
+    wide = workspace("wide", (f, n, g.q))
+    db = np.empty(f, np.float32)
+    widen(dy, wide, g.wq, db)
+    dw = np.empty(w.shape, np.float32)
+    _direct_dw(planes, wide, dw, stride, dilation, g.wp, g.oh, g.ow)
+    if need_dx:
+        _direct_dx(wide, w, dx, stride, dilation, pads[0], pads[2], g.hp, g.wp, g.oh, g.ow)
+    return dx, dw, db

@@ -1,0 +1,179 @@
+"""Zero-padded flat planes and the 'wide' output layout shared by the direct and the im2col convolution paths.
+
+A sample's channel is stored padded and flattened, ``(Hp*Wp,)``.  At stride 1 output position ``q = oh*Wp + ow``
+reads ``plane[q + (i*Wp + j)*dilation]`` for kernel tap (i, j), so each tap is ONE contiguous run of
+``Q = (OH-1)*Wp + OW`` values (the ``Wp-OW`` columns between rows are computed and dropped); at other strides
+``Wq = OW`` and a tap is ``OH`` strided runs.  Gradients in this layout keep zeros in the dropped columns.
+
+Workspaces are module-level arrays keyed by (tag, shape) and reused between calls: only one thread at a time may run
+the engine (the design's rule: one engine worker thread); arrays returned to callers never alias them.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+_workspaces: dict[tuple, np.ndarray] = {}
+
+
+def workspace(tag: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 scratch array reused across calls with the same tag and shape (one engine thread, see above)."""
+    key = (tag, shape)
+    buf = _workspaces.get(key)
+    if buf is None:
+        if len(_workspaces) > 64:
+            _workspaces.clear()
+        buf = _workspaces[key] = np.empty(shape, np.float32)
+    return buf
+
+
+class Geometry(NamedTuple):
+    """Padded plane (hp, wp), output (oh, ow), wide row stride wq and wide length q of one convolution."""
+
+    hp: int
+    wp: int
+    oh: int
+    ow: int
+    wq: int
+    q: int
+
+
+def geometry(x_shape, w_shape, stride: int, pads, dilation: int) -> Geometry:
+    """The planes and output of conv(x, w); ValueError when the dilated kernel does not fit the padded input."""
+    _, _, h, w = x_shape
+    _, _, kh, kw = w_shape
+    top, bottom, left, right = pads
+    oh = (h + top + bottom - dilation * (kh - 1) - 1) // stride + 1
+    ow = (w + left + right - dilation * (kw - 1) - 1) // stride + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"kernel {kh}x{kw} (dilation {dilation}) does not fit the padded {h}x{w} input")
+    hp = max(h + top, (oh - 1) * stride + dilation * (kh - 1) + 1)
+    wp = max(w + left, (ow - 1) * stride + dilation * (kw - 1) + 1)
+    wq = wp if stride == 1 else ow
+    return Geometry(hp, wp, oh, ow, wq, (oh - 1) * wq + ow)
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def axpy(acc, src, a):
+    """acc += a * src.  Callers pass slices, so indices are known non-negative and the loop vectorises."""
+    for q in range(acc.shape[0]):
+        acc[q] += a * src[q]
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def copy(dst, src):
+    """dst[:] = src as a plain loop (numba's slice assignment checks overlap and does not vectorise)."""
+    for q in range(dst.shape[0]):
+        dst[q] = src[q]
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def add_row(acc, src):
+    """acc += src: per-column partial sums, so a long sum vectorises without reordering any one sum."""
+    for q in range(acc.shape[0]):
+        acc[q] += src[q]
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def mul_add(acc, u, v):
+    """acc += u * v elementwise."""
+    for q in range(acc.shape[0]):
+        acc[q] += u[q] * v[q]
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def copy_tap(dst, plane, off, stride, wp, oh_, ow_):
+    """dst[q] = the plane value kernel tap ``off`` meets at wide output position q."""
+    if stride == 1:
+        copy(dst, plane[off:off + dst.shape[0]])
+    else:
+        for r in range(oh_):
+            s0 = r * stride * wp + off
+            copy(dst[r * ow_:(r + 1) * ow_], plane[s0:s0 + (ow_ - 1) * stride + 1:stride])
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def tap(acc, plane, a, off, stride, wp, oh_, ow_):
+    """acc[q] += a * (value tap ``off`` meets at q): one kernel tap over the whole output."""
+    if stride == 1:
+        axpy(acc, plane[off:off + acc.shape[0]], a)
+    else:
+        for r in range(oh_):
+            s0 = r * stride * wp + off
+            axpy(acc[r * ow_:(r + 1) * ow_], plane[s0:s0 + (ow_ - 1) * stride + 1:stride], a)
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def scatter_tap(dplane, g, a, off, stride, wp, oh_, ow_):
+    """The adjoint of :func:`tap`: adds a * g[q] where tap ``off`` reads for position q."""
+    if stride == 1:
+        axpy(dplane[off:off + g.shape[0]], g, a)
+    else:
+        for r in range(oh_):
+            s0 = r * stride * wp + off
+            axpy(dplane[s0:s0 + (ow_ - 1) * stride + 1:stride], g[r * ow_:(r + 1) * ow_], a)
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def tap_products(acc, g, plane, off, stride, wp, oh_, ow_):
+    """acc[q] += g[q] * (value tap ``off`` meets at q): dW for one tap before its final sum over q."""
+    if stride == 1:
+        mul_add(acc, g, plane[off:off + acc.shape[0]])
+    else:
+        for r in range(oh_):
+            s0 = r * stride * wp + off
+            mul_add(acc[r * ow_:(r + 1) * ow_], g[r * ow_:(r + 1) * ow_],
+                    plane[s0:s0 + (ow_ - 1) * stride + 1:stride])
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def pad_into(plane, x, n, top, left, wp):
+    """Copy sample n of x into the interior of the zero-bordered flat planes (C, Hp*Wp)."""
+    h_, w_ = x.shape[2], x.shape[3]
+    for c in range(x.shape[1]):
+        for h in range(h_):
+            base = (h + top) * wp + left
+            copy(plane[c, base:base + w_], x[n, c, h])
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def crop_into(dx, n, dplane, top, left, wp):
+    """dx[n] = the interior of the padded flat planes (C, Hp*Wp)."""
+    h_, w_ = dx.shape[2], dx.shape[3]
+    for c in range(dx.shape[1]):
+        for h in range(h_):
+            base = (h + top) * wp + left
+            copy(dx[n, c, h], dplane[c, base:base + w_])
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=False)
+def pad_batch(x, planes, top, left, wp):
+    """planes (N, C, Hp*Wp): zero border, interior = x."""
+    for n in prange(x.shape[0]):
+        planes[n] = 0.0
+        pad_into(planes[n], x, n, top, left, wp)
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def widen_rows(dy, n0, n1, f, wide, wq, q_, col_sums):
+    """wide[(n - n0)*Q:...] = dy[n, f] for n in [n0, n1), zeros in the dropped columns; col_sums += dy's rows."""
+    oh_, ow_ = dy.shape[2], dy.shape[3]
+    for n in range(n0, n1):
+        row = wide[(n - n0) * q_:(n - n0 + 1) * q_]
+        row[:] = 0.0
+        for oh in range(oh_):
+            copy(row[oh * wq:oh * wq + ow_], dy[n, f, oh])
+            add_row(col_sums, dy[n, f, oh])
+
+
+@njit(parallel=True, cache=True, nogil=True, fastmath=False)
+def widen(dy, wide, wq, db):
+    """wide (F, N, Q) = dy in the wide layout with zeros between rows; db[f] = dy[:, f].sum()."""
+    n_, f_ = dy.shape[0], dy.shape[1]
+    q_ = wide.shape[2]
+    for f in prange(f_):
+        col_sums = np.zeros(dy.shape[3], np.float32)
+        widen_rows(dy, 0, n_, f, wide[f].reshape(n_ * q_), wq, q_, col_sums)
+        db[f] = col_sums.sum()

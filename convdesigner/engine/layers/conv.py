@@ -1,0 +1,28 @@
+"""Conv2D: learned filters slid over the image, with stride, padding, dilation and channel groups."""
+from __future__ import annotations
+
+from ...graph.layers import conv_padding
+from .base import Layer
+
+
+class Conv2D(Layer):
+    kind = "Conv2D"
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        p = self.params
+        self.geometry = (p["stride"], conv_padding(p, self.input_shapes[0][1:]), p["dilation"], p["groups"])
+
+    def forward(self, xs, training):
+        self._x = x = xs[0]
+        bias = self.weights.get("bias")
+        return self.k.conv2d_forward(x, self.weights["kernel"].value, bias.value if bias else None, *self.geometry,
+                                     out=self.out(x))
+
+    def backward(self, dy, need):
+        kernel, bias = self.weights["kernel"], self.weights.get("bias")
+        dx, kernel.grad[...], db = self.k.conv2d_backward(self._x, kernel.value, dy, *self.geometry, need_dx=need[0],
+                                                          dx_out=self.like(self._x, "dx") if need[0] else None)
+        if bias:
+            bias.grad[...] = db
+        return [dx]

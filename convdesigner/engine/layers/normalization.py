@@ -1,0 +1,43 @@
+"""BatchNorm: per-channel (images) or per-feature (vectors) normalisation with batch statistics while training and
+running statistics in evaluation, PyTorch's momentum convention."""
+from __future__ import annotations
+
+from .base import Layer, channels
+
+
+class BatchNorm(Layer):
+    kind = "BatchNorm"
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        c = self.input_shapes[0][0]
+        self._mean, self._var, self._invstd = (self.backend.zeros((c,)) for _ in range(3))
+
+    def init(self, rng):
+        self.weights["gamma"].value[...] = 1.0
+        self.state["running_var"][...] = 1.0
+
+    def forward(self, xs, training):
+        self._x = x = xs[0]
+        x3 = channels(x)
+        eps, running_mean, running_var = self.params["eps"], self.state["running_mean"], self.state["running_var"]
+        if training:
+            self.k.bn_stats(x3, self._mean, self._var)
+            self.k.bn_update_running(running_mean, running_var, self._mean, self._var, self.params["momentum"],
+                                     x3.shape[0] * x3.shape[2], eps, self._invstd)
+            self._used_mean = self._mean
+        else:
+            self.k.bn_invstd(running_var, eps, self._invstd)
+            self._used_mean = running_mean
+        self._batch_stats = training
+        y = self.like(x, "y")
+        self.k.bn_normalize(x3, self._used_mean, self._invstd, self.weights["gamma"].value,
+                            self.weights["beta"].value, channels(y))
+        return y
+
+    def backward(self, dy, need):
+        dx = self.like(dy, "dx")
+        gamma, beta = self.weights["gamma"], self.weights["beta"]
+        self.k.bn_backward(channels(self._x), channels(dy), self._used_mean, self._invstd, gamma.value,
+                           self._batch_stats, channels(dx), gamma.grad, beta.grad)
+        return [dx]

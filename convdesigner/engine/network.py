@@ -1,0 +1,194 @@
+"""A graph compiled into a runnable plan: layers in topological order, their weights, and cached buffers.
+
+Gradients flow backwards along the plan; a block feeding several consumers gets the sum of their gradients, and no
+gradient is computed where nothing upstream learns (the input image, unless asked for).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from ..graph.graph import Graph
+from ..graph.layers import KINDS, fmt
+from .backend import Backend, cpu_backend
+from .layers import LAYER_CLASSES, Layer, Parameter
+
+
+class CompileError(ValueError):
+    """The graph cannot become a network (it has errors, or the device is not available)."""
+
+
+def compile(graph: Graph, device: str = "cpu", seed: int = 0) -> Network:  # noqa: A001 - the engine's verb
+    """A runnable network for ``graph`` on ``device``, weights initialised from ``seed``."""
+    if device == "cuda":
+        raise CompileError("the CUDA backend is not available in this version of ConvDesigner; compile with "
+                           "device='cpu'")
+    if device != "cpu":
+        raise CompileError(f"unknown device {device!r}; ConvDesigner runs networks on 'cpu'")
+    info = graph.infer()
+    errors = [p.message for p in info.problems if p.severity == "error"]
+    if errors:
+        raise CompileError("the network cannot be compiled until these problems are fixed:\n"
+                           + "\n".join(f"- {m}" for m in errors))
+    return Network(graph.copy(), _cpu(), seed)
+
+
+@lru_cache(maxsize=1)
+def _cpu() -> Backend:
+    return cpu_backend()
+
+
+class Network:
+    """Forward, loss, backward and weights of a compiled graph (see the engine contract in the docs)."""
+
+    def __init__(self, graph: Graph, backend: Backend, seed: int) -> None:
+        info = graph.infer()
+        order = graph.topological_order()
+        step_of = {node_id: i for i, node_id in enumerate(order)}
+        self.graph, self.backend = graph, backend
+        self.layers: list[Layer] = []
+        self._sources: list[tuple[int, ...]] = []
+        for node_id in order:
+            node, ni = graph.nodes[node_id], info.nodes[node_id]
+            self.layers.append(LAYER_CLASSES[node.kind](node.name, dict(node.params), ni.input_shapes,
+                                                        ni.output_shape, backend))
+            self._sources.append(tuple(step_of[src] for src in graph.inputs_of(node_id)))
+        self._input = next(i for i, layer in enumerate(self.layers) if layer.kind == "Input")
+        self._head = next(i for i, layer in enumerate(self.layers) if KINDS[layer.kind].is_loss)
+        self.head = self.layers[self._head]
+        self.input_shape = self.layers[self._input].output_shape
+        self.output_shape = self.head.output_shape
+        self.loss_kind = self.head.kind
+        self._needs = {flag: self._gradient_needs(flag) for flag in (False, True)}
+        self._accumulators: dict[tuple, np.ndarray] = {}
+        self._outputs: list[np.ndarray | None] = [None] * len(self.layers)
+        self._loss_grad: np.ndarray | None = None
+        self._parameters = [p for layer in self.layers for p in layer.weights.values()]
+        self.keep_activations = False
+        self.activations: dict[str, np.ndarray] = {}
+        rng = np.random.default_rng(seed)
+        for layer in self.layers:
+            layer.init(rng)
+        self.reseed(seed, 0)
+
+    def _gradient_needs(self, input_grad: bool) -> list[tuple[tuple[bool, ...], bool]]:
+        """Per step: which inputs need a gradient, and whether its backward runs at all."""
+        wants = [False] * len(self.layers)
+        for i, (layer, sources) in enumerate(zip(self.layers, self._sources, strict=True)):
+            wants[i] = bool(layer.weights) or (input_grad and i == self._input) or any(wants[j] for j in sources)
+        needs = []
+        for layer, sources in zip(self.layers, self._sources, strict=True):
+            need = tuple(wants[j] for j in sources)
+            needs.append((need, any(need) or bool(layer.weights)))
+        return needs
+
+    # ------------------------------------------------------------------------------------------- running
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """The values fed into the head (logits for SoftmaxCrossEntropy), shape (N, *output_shape)."""
+        outs = self._outputs
+        for i, (layer, sources) in enumerate(zip(self.layers, self._sources, strict=True)):
+            outs[i] = layer.forward([outs[j] for j in sources] if sources else [x], training)
+        self._loss_grad = None
+        if self.keep_activations:
+            self.activations = {layer.name: out.copy() for layer, out in zip(self.layers, outs, strict=True)}
+        return outs[self._head].copy()
+
+    def loss(self, targets: np.ndarray) -> float:
+        """Mean loss of the last forward against ``targets``; keeps dL/dy for :meth:`backward`."""
+        y = self._outputs[self._head]
+        if y is None:
+            raise RuntimeError("call forward() before loss()")
+        value = self.head.loss(y, targets)
+        self._loss_grad = self.head.grad
+        return value
+
+    def backward(self, grad: np.ndarray | None = None, input_grad: bool = True) -> np.ndarray | None:
+        """Fills every Parameter.grad for the last forward and returns dL/dx (None with ``input_grad=False``,
+        which skips the first layer's input gradient — what training wants)."""
+        y = self._outputs[self._head]
+        if grad is None:
+            if self._loss_grad is None:
+                raise RuntimeError("call loss(targets) after forward() or pass the gradient to backward()")
+            grad = self._loss_grad
+        elif y is None or np.shape(grad) != y.shape:
+            raise ValueError(f"the gradient must match the last output, {fmt(y.shape) if y is not None else 'none'}"
+                             f", not {fmt(np.shape(grad))}")
+        else:
+            grad = np.ascontiguousarray(grad, dtype=np.float32)
+        grads: list[np.ndarray | None] = [None] * len(self.layers)
+        grads[self._head] = grad
+        needs = self._needs[input_grad]
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer, dy = self.layers[i], grads[i]
+            need, runs = needs[i]
+            if dy is None:
+                for p in layer.weights.values():
+                    p.grad[...] = 0.0  # a dangling block does not affect the loss
+                continue
+            if not runs:
+                continue
+            for j, dx in zip(self._sources[i], layer.backward(dy, need), strict=True):
+                if dx is not None:
+                    grads[j] = dx if grads[j] is None else self._accumulate(j, grads[j], dx)
+        dx = grads[self._input]
+        return dx.copy() if input_grad and dx is not None else None
+
+    def _accumulate(self, step: int, total: np.ndarray, dx: np.ndarray) -> np.ndarray:
+        key = (step, dx.shape)
+        acc = self._accumulators.get(key)
+        if acc is None:
+            acc = self._accumulators[key] = self.backend.empty(dx.shape)
+        self.backend.k.add_forward([total, dx], acc)
+        return acc
+
+    def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Evaluation-mode outputs after the head: class probabilities, sigmoid outputs or regression values."""
+        parts = [self.head.proba(self.forward(x[i:i + batch_size], training=False))
+                 for i in range(0, len(x), batch_size)]
+        return np.concatenate(parts) if parts else np.empty((0,) + self.output_shape, np.float32)
+
+    # ------------------------------------------------------------------------------------------- weights
+    def parameters(self) -> list[Parameter]:
+        return list(self._parameters)
+
+    def _arrays(self, layer: Layer) -> dict[str, np.ndarray]:
+        return {**{n: p.value for n, p in layer.weights.items()}, **layer.state}
+
+    def state_dict(self) -> dict[str, dict[str, np.ndarray]]:
+        """Copies of every learnable array and BatchNorm running statistic, by block name and array name."""
+        return {layer.name: {n: a.copy() for n, a in self._arrays(layer).items()}
+                for layer in self.layers if self._arrays(layer)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copies arrays in after checking them all; a missing or misshapen one raises ValueError naming it."""
+        pairs = []
+        for layer in self.layers:
+            arrays = self._arrays(layer)
+            if not arrays:
+                continue
+            block = state.get(layer.name)
+            if block is None:
+                raise ValueError(f"the weights have no block '{layer.name}' ({layer.kind}); they belong to a "
+                                 f"different network")
+            for name, target in arrays.items():
+                if name not in block:
+                    raise ValueError(f"the weights of block '{layer.name}' have no array '{name}'")
+                source = np.asarray(block[name])
+                if source.shape != target.shape:
+                    raise ValueError(f"array '{name}' of block '{layer.name}' is {fmt(source.shape)} but the network "
+                                     f"needs {fmt(target.shape)}")
+                pairs.append((target, source))
+        for target, source in pairs:
+            target[...] = source
+
+    def reseed(self, seed: int, epoch: int) -> None:
+        """Dropout masks from np.random.default_rng([seed, epoch]), so a resumed run repeats the same masks."""
+        rng = np.random.default_rng([seed, epoch])
+        for layer in self.layers:
+            if layer.uses_rng:
+                layer.rng = rng
+
+    def __repr__(self) -> str:
+        return f"Network({len(self.layers)} blocks, {sum(p.value.size for p in self._parameters)} weights, " \
+               f"{self.backend.name})"

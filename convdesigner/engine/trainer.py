@@ -1,0 +1,277 @@
+"""The training loop shared by the GUI and the CLI: epochs of shuffled mini-batches, validation, callbacks.
+
+Every epoch draws its shuffle, augmentation and dropout from ``[seed, epoch]``, so the same seed gives the same
+losses, and 2 epochs saved and resumed for 1 more equal 3 epochs straight, bit for bit.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+
+import numpy as np
+
+from ..data.dataset import Dataset, batches
+from ..graph.graph import Graph, GraphError
+from ..graph.layers import fmt
+from .metrics import correct, evaluate, targets
+from .optimizers import clip_grad_norm, global_norm
+
+
+class TrainingDiverged(ArithmeticError):
+    """The loss or the gradients became NaN or infinite; raised before the bad update reaches the weights."""
+
+
+class Trainer:
+    """Trains ``network`` with ``optimizer`` on ``train_data``, validating on ``val_data`` after every epoch.
+
+    ``callbacks`` are objects with any of ``on_batch_end(info)``, ``on_epoch_end(row)``, ``on_stop(reason)``.
+    ``early_stopping``: stop after this many epochs without a better validation loss (training loss without
+    validation data) and restore the weights of the best epoch. ``clip_norm``: clip the global gradient norm.
+    """
+
+    def __init__(self, network, optimizer, train_data: Dataset, val_data: Dataset | None = None, schedule=None,
+                 callbacks=(), batch_size: int = 64, seed: int = 0, augment=None, clip_norm: float | None = None,
+                 early_stopping: int | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"the batch size must be at least 1, not {batch_size}")
+        if len(train_data) == 0:
+            raise ValueError(f"the training data '{train_data.name}' has no images")
+        if clip_norm is not None and not clip_norm > 0:
+            raise ValueError(f"the gradient clipping norm must be above 0, not {clip_norm}")
+        if early_stopping is not None and early_stopping < 1:
+            raise ValueError(f"early stopping needs a patience of at least 1 epoch, not {early_stopping}")
+        for data in (train_data, val_data):
+            if data is not None:
+                _check_fit(network, data)
+        self.net, self.optimizer, self.schedule = network, optimizer, schedule
+        self.train_data, self.val_data = train_data, val_data
+        self.callbacks = list(callbacks)
+        self.batch_size, self.seed, self.augment = int(batch_size), int(seed), augment
+        self.clip_norm, self.early_stopping = clip_norm, early_stopping
+        self.params = network.parameters()
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.best = {"epoch": 0, "loss": math.inf, "wait": 0}
+        self._best_weights: dict | None = None
+        self._stop = threading.Event()
+        self._hooks = {name: [getattr(c, name) for c in self.callbacks if hasattr(c, name)]
+                       for name in ("on_batch_end", "on_epoch_end", "on_stop")}
+
+    # ------------------------------------------------------------------------------------------- control
+    def stop(self) -> None:
+        """Ask a running ``fit`` to stop after the current batch (safe to call from any thread)."""
+        self._stop.set()
+
+    def fit(self, epochs: int) -> list[dict]:
+        """Train ``epochs`` more epochs; returns the whole history. An epoch cut short by ``stop`` is not recorded
+        (resuming repeats it); ``TrainingDiverged`` is raised with the epoch, batch and last finite loss."""
+        reason = "stopped by an error"
+        try:
+            reason = self._run(epochs)
+        except TrainingDiverged as e:
+            reason = str(e)
+            raise
+        finally:
+            self._stop.clear()
+            for hook in self._hooks["on_stop"]:
+                hook(reason)
+        return self.history
+
+    def _run(self, epochs: int) -> str:
+        """The epochs of one ``fit``; returns why they ended."""
+        for _ in range(epochs):
+            row = self._train_epoch()
+            if row is None:
+                return f"stopped during epoch {self.epoch + 1}; the last complete epoch is {self.epoch}"
+            self.epoch += 1
+            self.history.append(row)
+            for hook in self._hooks["on_epoch_end"]:
+                hook(row)
+            early = self._early_stop(row)
+            if early:
+                return early
+            if self._stop.is_set():
+                return f"stopped after epoch {self.epoch}"
+        return f"completed {epochs} epoch{'s' if epochs != 1 else ''}"
+
+    # ------------------------------------------------------------------------------------------- one epoch
+    def _train_epoch(self) -> dict | None:
+        net, opt, schedule = self.net, self.optimizer, self.schedule
+        data, size = self.train_data, self.batch_size
+        index, seen, right, loss_sum, last_loss = self.epoch, 0, 0, 0.0, math.nan
+        classes = int(np.prod(net.output_shape))
+        total = -(-len(data) // size)
+        net.reseed(self.seed, index)
+        rng = np.random.default_rng([self.seed, index])
+        on_batch = self._hooks["on_batch_end"]
+        start = time.perf_counter()
+        for b, (x, labels) in enumerate(batches(data, size, shuffle=True, rng=rng, augment=self.augment)):
+            if self._stop.is_set():
+                return None
+            if schedule is not None:
+                opt.lr = schedule.lr(index, b, total)
+            y = net.forward(x, training=True)
+            loss = float(net.loss(targets(net.loss_kind, labels, classes)))
+            if not math.isfinite(loss):
+                raise self._diverged(b, f"the loss became {loss}", last_loss)
+            net.backward(input_grad=False)
+            norm = clip_grad_norm(self.params, self.clip_norm) if self.clip_norm else global_norm(self.params)
+            if not math.isfinite(norm):
+                raise self._diverged(b, "the gradients became infinite or NaN", loss)
+            opt.step()
+            n = len(labels)
+            seen += n
+            loss_sum += loss * n
+            right += correct(net.loss_kind, y, labels)
+            last_loss = loss
+            if on_batch:
+                elapsed = time.perf_counter() - start
+                info = {"epoch": index + 1, "batch": b + 1, "batches": total, "loss": loss_sum / seen,
+                        "acc": right / seen, "lr": opt.lr, "img_s": seen / elapsed if elapsed > 0 else 0.0}
+                for hook in on_batch:
+                    hook(info)
+        train_seconds = time.perf_counter() - start
+        row = {"epoch": index + 1, "train_loss": loss_sum / seen, "train_acc": right / seen,
+               "val_loss": math.nan, "val_acc": math.nan, "lr": opt.lr}
+        if self.val_data is not None and len(self.val_data):
+            row["val_loss"], row["val_acc"] = self.evaluate(self.val_data)
+        if schedule is not None:
+            schedule.observe(row[self._monitored_key])
+        row["seconds"] = time.perf_counter() - start
+        row["img_s"] = seen / train_seconds if train_seconds > 0 else 0.0
+        return row
+
+    def evaluate(self, data: Dataset) -> tuple[float, float]:
+        """Mean loss and accuracy of the network in inference mode over ``data``."""
+        result = evaluate(self.net, data)
+        return result.loss, result.accuracy
+
+    def _diverged(self, batch: int, what: str, last_loss: float) -> TrainingDiverged:
+        last = f"the last finite loss was {last_loss:.4g}" if math.isfinite(last_loss) else "no finite loss yet"
+        return TrainingDiverged(f"training diverged in epoch {self.epoch + 1}, batch {batch + 1}: {what} ({last}); "
+                                f"lower the learning rate (now {self.optimizer.lr:g}), or clip the gradient norm")
+
+    @property
+    def _monitored_key(self) -> str:
+        return "val_loss" if self.val_data is not None and len(self.val_data) else "train_loss"
+
+    @property
+    def _monitored(self) -> str:
+        return "validation loss" if self._monitored_key == "val_loss" else "training loss"
+
+    def _early_stop(self, row: dict) -> str | None:
+        """Track the best epoch; once ``early_stopping`` epochs bring nothing better, restore its weights and say so."""
+        if self.early_stopping is None:
+            return None
+        loss = row[self._monitored_key]
+        if loss < self.best["loss"]:
+            self.best = {"epoch": row["epoch"], "loss": loss, "wait": 0}
+            self._best_weights = self.net.state_dict()
+            return None
+        self.best["wait"] += 1
+        if self.best["wait"] < self.early_stopping:
+            return None
+        reason = (f"early stopping after epoch {self.epoch}: the {self._monitored} has not improved for "
+                  f"{self.early_stopping} epochs")
+        if self._best_weights is None:
+            return f"{reason}; the best epoch ({self.best['epoch']}) came before the resume, so its weights are gone"
+        self.net.load_state_dict(self._best_weights)
+        return f"{reason}; restored the weights of epoch {self.best['epoch']}"
+
+    # ------------------------------------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        """Plain values for a model file: epochs done, history, schedule state, early-stopping bookkeeping."""
+        return {"epoch": self.epoch, "seed": self.seed, "batch_size": self.batch_size,
+                "history": [dict(r) for r in self.history], "best": dict(self.best),
+                "schedule": self.schedule.state_dict() if self.schedule is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a saved state. The best epoch's weights are not in the state: if early stopping triggers
+        on a best epoch from before the resume, the weights at hand are kept."""
+        self.epoch = int(state["epoch"])
+        self.seed = int(state.get("seed", self.seed))
+        self.history = [dict(r) for r in state.get("history", [])]
+        self.best = dict(state.get("best") or {"epoch": 0, "loss": math.inf, "wait": 0})
+        self._best_weights = None
+        if self.schedule is not None and state.get("schedule") is not None:
+            self.schedule.load_state_dict(state["schedule"])
+
+
+def _check_fit(network, data: Dataset) -> None:
+    """The network must take the data's images and have one output per class."""
+    if tuple(network.input_shape) != tuple(data.input_shape):
+        shape = "×".join(map(str, network.input_shape))
+        raise ValueError(f"the network takes {shape} images but '{data.name}' has "
+                         f"{'×'.join(map(str, data.input_shape))}; change the Input block")
+    outputs = int(np.prod(network.output_shape))
+    if outputs != data.num_classes:
+        raise ValueError(f"the network has {outputs} outputs but '{data.name}' has {data.num_classes} classes; "
+                         f"set the last Dense block's units to {data.num_classes}")
+
+
+def adapt_graph(graph: Graph, input_shape: tuple[int, int, int], classes: int) -> tuple[Graph, list[str]]:
+    """A copy of ``graph`` fitted to a dataset: the Input block takes the data's image shape and a Dense block feeding
+    the head gets one unit per class; with a list of what was changed. ValueError if the result does not work."""
+    graph, changes = graph.copy(), []
+    node = graph.inputs()[0]
+    before = (node.params["channels"], node.params["height"], node.params["width"])
+    try:
+        if before != tuple(input_shape):
+            c, h, w = input_shape
+            graph.set_params(node.id, channels=c, height=h, width=w)
+            changes.append(f"Input '{node.name}' {fmt(before)} → {fmt(input_shape)}")
+        feeding = [graph.nodes[i] for i in graph.inputs_of(graph.outputs()[0].id)]
+        if feeding and feeding[0].kind == "Dense" and feeding[0].params["units"] != classes:
+            changes.append(f"Dense '{feeding[0].name}' units {feeding[0].params['units']} → {classes}")
+            graph.set_params(feeding[0].id, units=classes)
+    except GraphError as e:
+        raise ValueError(str(e)) from None
+    errors = [p.message for p in graph.infer().problems if p.severity == "error"]
+    if errors:
+        raise ValueError("; ".join(errors))
+    return graph, changes
+
+
+class ConsoleProgress:
+    """A trainer callback for terminals: one progress line per epoch, redrawn in place (at most 10 times a
+    second), then the epoch's validation figures. Into a file or pipe only the epoch lines are written."""
+
+    def __init__(self, epochs: int, batch_size: int, stream=None) -> None:
+        self.epochs, self.batch_size = epochs, batch_size
+        self.stream = stream or sys.stdout
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._shown, self._width = 0.0, 0
+        self.reason = ""  # why the last fit ended
+
+    def _write(self, text: str, end: str = "") -> None:
+        self.stream.write(("\r" if self.live else "") + text.ljust(self._width) + end)
+        self.stream.flush()
+        self._width = 0 if end else len(text)
+
+    def _line(self, info: dict) -> str:
+        done = info["batch"] / info["batches"]
+        bar = "#" * round(20 * done) + "-" * (20 - round(20 * done))
+        left = (info["batches"] - info["batch"]) * self.batch_size / info["img_s"] if info["img_s"] else 0.0
+        return (f"epoch {info['epoch']}/{self.epochs} [{bar}] {info['batch']}/{info['batches']}  "
+                f"loss {info['loss']:.4f}  acc {info['acc']:.1%}  {info['img_s']:,.0f} img/s  "
+                f"ETA {int(left) // 60}:{int(left) % 60:02d}")
+
+    def on_batch_end(self, info: dict) -> None:
+        now = time.perf_counter()
+        if self.live and (info["batch"] == info["batches"] or now - self._shown >= 0.1):
+            self._shown = now
+            self._write(self._line(info))
+
+    def on_epoch_end(self, row: dict) -> None:
+        val = (f"  val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.2%}"
+               if not math.isnan(row["val_loss"]) else "")
+        self._write(f"epoch {row['epoch']}/{self.epochs} [{'#' * 20}]  loss {row['train_loss']:.4f}  "
+                    f"acc {row['train_acc']:.2%}  {row['img_s']:,.0f} img/s  {row['seconds']:.1f} s{val}", end="\n")
+
+    def on_stop(self, reason: str) -> None:
+        self.reason = reason
+        if self._width:
+            self.stream.write("\n")
+            self._width = 0

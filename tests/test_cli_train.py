@@ -1,0 +1,99 @@
+"""`convdesigner train` and `convdesigner bench` run in-process on a few hundred images."""
+import numpy as np
+import pytest
+
+from convdesigner import cli
+
+
+def train(*extra):
+    return cli.main(["train", "--template", "lenet5", "--epochs", "1", "--limit", "192", "--batch-size", "32",
+                     *extra])
+
+
+def test_train_prints_progress_and_validation(capsys):
+    assert train("--optimizer", "sgd", "--lr", "0.05", "--schedule", "cosine", "--warmup", "3") == 0
+    out = capsys.readouterr().out
+    assert "Training lenet5 (61,706 weights) on mnist-sample: 192 training, 192 validation images" in out
+    assert "sgd(lr=0.05, momentum=0.9" in out and "warmup(3 steps) then cosine(epochs=1, min_lr=0)" in out
+    lines = out.splitlines()  # not a terminal: no in-place progress, one line per epoch
+    assert "\r" not in out and len(lines) == 3
+    assert lines[1].startswith("epoch 1/1 [####################]  loss ") and "val_acc" in lines[1]
+    assert lines[2].startswith("completed 1 epoch; validation accuracy ")
+
+
+def test_same_seed_prints_the_same_losses(capsys):
+    runs = []
+    for _ in range(2):
+        assert train("--seed", "3", "--augment", "shift=2") == 0
+        runs.append(capsys.readouterr().out.splitlines()[-1])
+    assert runs[0] == runs[1]
+
+
+def test_template_is_adapted_to_the_data(tmp_path, capsys):
+    # 5 classes of 8×8 grey pictures: lenet5's second 5×5 conv cannot run on 8×8, so the pictures are resized
+    rng = np.random.default_rng(0)
+    path = tmp_path / "tiny.npz"
+    np.savez(path, images=rng.integers(0, 255, (60, 8, 8), dtype=np.uint8), labels=np.arange(60) % 5)
+    assert train("--data", str(path), "--val-split", "0.2") == 0
+    out = capsys.readouterr().out
+    assert "note: lenet5 expects 1×28×28 input and cannot take 1×8×8" in out
+    assert "Dense 'fc3' units 10 → 5" in out
+    assert "48 training, 12 validation images" in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--template", "lenet9"], "unknown template 'lenet9'; choose one of lenet5, seed-cnn"),
+    (["--optimizer", "lion"], "unknown optimizer 'lion'; choose one of sgd, adam, adamw, rmsprop, adagrad"),
+    (["--schedule", "step:gamma=2"], "gamma must be in (0, 1]"),
+    (["--optimizer", "adam", "--momentum", "0.9"], "adam has no setting momentum"),
+    (["--data", "no/such/dir"], "no/such/dir: no such file or folder"),
+    (["--augment", "blur"], "unknown augmentation 'blur'"),
+    (["--batch-size", "0"], "batch size must be at least 1"),
+    (["--epochs", "0"], "--epochs must be at least 1, not 0"),
+])
+def test_bad_options_give_a_message_not_a_traceback(args, message, capsys):
+    argv = ["train", "--template", "lenet5", "--epochs", "1", "--limit", "64"]
+    assert cli.main(argv + args if args[0] != "--template" else ["train", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convdesigner: ") and message in err and "Traceback" not in err
+
+
+def test_divergence_is_reported_as_a_user_error(capsys):
+    assert train("--optimizer", "sgd", "--lr", "1e6") == 2
+    err = capsys.readouterr().err
+    assert "training diverged in epoch 1, batch" in err and "lower the learning rate (now 1e+06)" in err
+
+
+def test_bench_quick_without_torch(capsys):
+    assert cli.main(["bench", "--quick", "--no-torch", "--templates", "lenet5", "--batch-sizes", "16",
+                     "--profile", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    table = lines[lines.index(next(line for line in lines if line.startswith("network"))):]
+    assert table[1].split()[:3] == ["lenet5", "16", "training"] and table[2].split()[2] == "inference"
+    assert float(table[1].split()[3].replace(",", "")) > 0 and table[1].split()[-1] == "-"
+    assert "lenet5, batch 16: milliseconds per training step by block" in out and "conv1" in out
+    assert "1 thread; optimizer sgd momentum 0.9" in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--templates", "lenet5,vgg99"], "unknown template vgg99"),
+    (["--batch-sizes", "64,big"], "--batch-sizes takes whole numbers"),
+    (["--threads", "999"], "threads must be between 1 and"),
+])
+def test_bench_bad_options(args, message, capsys):
+    assert cli.main(["bench", "--quick", "--no-torch", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("template", ["seed-cnn", "resnet-small"])
+def test_bench_runs_the_same_network_on_pytorch(template):
+    """Where PyTorch is installed, the benchmark's twin computes our logits (BatchNorm, Add, pooling included)."""
+    torch = pytest.importorskip("torch")
+    from convdesigner.engine import bench, compile
+    from convdesigner.graph import build
+
+    graph = build(template)
+    net = compile(graph, seed=2)
+    twin = bench.TorchTwin(torch, graph, net)
+    assert twin.check(net) < 1e-4
