@@ -93,7 +93,7 @@ def main() -> None:
             if torch is not None:
                 candidates["torch"] = torch_conv_step(torch, x, w, b, pad, need_dx)
             ms = interleaved_medians(candidates, args.reps)
-            auto = "gemm" if conv.uses_gemm(c, f, 1) else "direct"
+            auto = "gemm" if conv.uses_gemm(1) else "direct"
             line = f"N={n:3d} {name:12s} conv fwd+bwd ms: " + "  ".join(f"{m} {t:7.3f}" for m, t in ms.items())
             if torch is not None:
                 line += f"  | chosen {auto}: torch/ours = {ms['torch'] / ms[auto]:4.2f}x"

@@ -17,6 +17,7 @@ def run_app(model: str | None = None, template: str | None = None, screenshot: s
 
     from ..graph import TEMPLATES
     from ..io.h5model import ModelFileError
+    from .canvas.scene import DesignScene
     from .document import read_design
     from .main_window import MainWindow
 
@@ -36,6 +37,7 @@ def run_app(model: str | None = None, template: str | None = None, screenshot: s
         QCoreApplication.setOrganizationName("ConvDesigner")
         QCoreApplication.setApplicationName("ConvDesigner")
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.aboutToQuit.connect(DesignScene.release_clipboard)
     window = MainWindow()
     if screenshot:
         window.resize(*SCREENSHOT_SIZE)

@@ -148,8 +148,7 @@ def test_results_do_not_alias_between_calls():
 
 
 def test_strategy_rule_and_errors():
-    assert uses_gemm(3, 16, 1) and uses_gemm(16, 32, 1)
-    assert not uses_gemm(1, 6, 1) and not uses_gemm(32, 32, 32)  # LeNet-5's first conv, depthwise: direct loops
+    assert uses_gemm(1) and not uses_gemm(32)  # ungrouped: im2col + sgemm; grouped or depthwise: direct loops
     x, w = np.zeros((1, 2, 3, 3), np.float32), np.zeros((4, 2, 5, 5), np.float32)
     with pytest.raises(ValueError, match="does not fit"):
         conv2d_forward(x, w, None, 1, (0, 0, 0, 0), 1, 1)

@@ -8,6 +8,14 @@ from PySide6.QtCore import QCoreApplication, QSettings  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def clipboard_released_at_exit():
+    """pytest-qt's application never emits aboutToQuit, so release the clipboard as the app would."""
+    yield
+    from convdesigner.gui.canvas.scene import DesignScene
+    DesignScene.release_clipboard()
+
+
 @pytest.fixture(autouse=True)
 def settings_folder(tmp_path, monkeypatch):
     QCoreApplication.setOrganizationName("ConvDesignerTests")

@@ -71,7 +71,7 @@ def mutate_text(text: str, rng: np.random.Generator) -> str:
     return text[:i] + text[i + 1:i + 40] + text[i:i + 1] + text[i + 40:]
 
 
-@pytest.mark.parametrize("seed, key", enumerate(["graph", "history", "trainer", "dataset"]))
+@pytest.mark.parametrize("seed, key", list(enumerate(["graph", "history", "trainer", "dataset"])))
 def test_mutated_json_text(saved, tmp_path, seed, key):
     path, _ = saved
     with h5py.File(path, "r") as f:

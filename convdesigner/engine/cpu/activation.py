@@ -6,15 +6,17 @@ import math
 
 from numba import njit, prange
 
+from convdesigner.engine.cpu.parallel import by_size
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+
+@by_size
 def relu_forward(x, y):
     for i in prange(x.size):
         v = x[i]
         y[i] = 0.0 if v < 0.0 else v
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def relu_backward(y, dy, dx):
     for i in prange(y.size):
         dx[i] = dy[i] if y[i] > 0.0 else 0.0
@@ -33,14 +35,14 @@ def leaky_relu_backward(x, dy, alpha, dx):
         dx[i] = dy[i] if x[i] > 0.0 else alpha * dy[i]
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def elu_forward(x, alpha, y):
     for i in prange(x.size):
         v = x[i]
         y[i] = v if v > 0.0 else alpha * math.expm1(v)
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def elu_backward(x, y, dy, alpha, dx):
     for i in prange(x.size):
         dx[i] = dy[i] if x[i] > 0.0 else dy[i] * (y[i] + alpha)
@@ -54,44 +56,44 @@ def _sigmoid(v):
     return e / (1.0 + e)
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def sigmoid_forward(x, y):
     for i in prange(x.size):
         y[i] = _sigmoid(x[i])
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def sigmoid_backward(y, dy, dx):
     for i in prange(y.size):
         dx[i] = dy[i] * y[i] * (1.0 - y[i])
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def silu_forward(x, y):
     for i in prange(x.size):
         y[i] = x[i] * _sigmoid(x[i])
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def silu_backward(x, dy, dx):
     for i in prange(x.size):
         s = _sigmoid(x[i])
         dx[i] = dy[i] * s * (1.0 + x[i] * (1.0 - s))
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def tanh_forward(x, y):
     for i in prange(x.size):
         y[i] = math.tanh(x[i])
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def tanh_backward(y, dy, dx):
     for i in prange(y.size):
         dx[i] = dy[i] * (1.0 - y[i] * y[i])
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def prelu_forward(x, slope, y):
     """x, y: (N, C, L); slope: (C,) — one learned negative slope per channel."""
     n, c, hw = x.shape
@@ -103,7 +105,7 @@ def prelu_forward(x, slope, y):
                 y[i, j, k] = v if v > 0.0 else a * v
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def prelu_backward(x, slope, dy, dx, dslope):
     n, c, hw = x.shape
     for j in prange(c):
@@ -120,7 +122,7 @@ def prelu_backward(x, slope, dy, dx, dslope):
         dslope[j] = s
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def softmax_forward(x, y):
     """Softmax over axis 1 of (N, C, L), shifted by the maximum so large scores cannot overflow."""
     n, c, hw = x.shape
@@ -139,7 +141,7 @@ def softmax_forward(x, y):
                 y[i, j, k] *= inv
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def softmax_backward(y, dy, dx):
     n, c, hw = y.shape
     for i in prange(n):

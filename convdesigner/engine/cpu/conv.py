@@ -1,26 +1,19 @@
 """2-D convolution kernels (NCHW, float32), forward and backward, for the CPU backend.
 
 Two strategies, chosen per call by :func:`uses_gemm`: im2col + OpenBLAS sgemm (:mod:`im2col`, ungrouped convs) and
-direct loops over zero-padded flat planes (depthwise, other grouped and tiny convs); both use the wide layout of
+direct loops over zero-padded flat planes (depthwise and other grouped convs); both use the wide layout of
 :mod:`planes`.  The direct loops are axpys over a whole output plane per kernel tap, parallel
 over the batch; dW sums tap products over the batch first (an axpy, which vectorises without fastmath) and over
 positions last.  Returned arrays are fresh unless ``out=``/``dx_out=`` is given.
 """
 from __future__ import annotations
 
-import os
+import numba
+import numpy as np
+from numba import njit, prange
 
-# After every parallel kernel numba's OpenMP workers would spin, stealing the cores from the sgemm threads and the
-# next kernels (measured on the shared 2-core box: a small conv call took 20 ms instead of 0.04 ms).  Must be set
-# before numba starts its thread pool (first parallel kernel); an explicit user setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
-
-from convdesigner.engine.cpu import im2col  # noqa: E402
-from convdesigner.engine.cpu.planes import (  # noqa: E402
+from convdesigner.engine.cpu import im2col
+from convdesigner.engine.cpu.planes import (
     copy,
     crop_into,
     geometry,
@@ -34,11 +27,10 @@ from convdesigner.engine.cpu.planes import (  # noqa: E402
 )
 
 
-def uses_gemm(c_in: int, filters: int, groups: int) -> bool:
-    """True when im2col + sgemm is the faster strategy (measured with benchmarks/kernels.py): every ungrouped conv
-    except tiny ones like LeNet-5's 1->6, where the direct loops are as fast or faster; grouped and depthwise convs
-    always go direct."""
-    return groups == 1 and c_in * filters >= 16
+def uses_gemm(groups: int) -> bool:
+    """True when im2col + sgemm is the strategy: every ungrouped conv, down to LeNet-5's 1->6 (1.3-2× the direct loops,
+    measured with benchmarks/kernels.py); grouped and depthwise convs go direct."""
+    return groups == 1
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=False)
@@ -109,7 +101,7 @@ def _prepare(x, w, groups, method):
     if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
         raise ValueError(f"input {x.shape} and kernel {w.shape} do not match groups={groups}")
     if method is None:
-        gemm = uses_gemm(x.shape[1], w.shape[0], groups)
+        gemm = uses_gemm(groups)
     elif method not in ("gemm", "direct") or (method == "gemm" and groups != 1):
         raise ValueError(f"method must be None, 'direct' or 'gemm' (groups=1 only), not {method!r}")
     else:

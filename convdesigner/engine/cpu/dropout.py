@@ -1,6 +1,8 @@
 """Inverted dropout: the mask holds 0 or 1/(1 − rate), so evaluation needs no rescaling."""
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from convdesigner.engine.cpu.parallel import by_size
 
 
 def uniform(rng, out):
@@ -8,7 +10,7 @@ def uniform(rng, out):
     rng.random(out=out, dtype=np.float32)
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def dropout_forward(x, u, rate, y):
     """Turns the uniform numbers ``u`` into the mask in place and writes y = x · mask."""
     scale = 1.0 / (1.0 - rate)

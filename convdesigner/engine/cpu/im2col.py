@@ -70,6 +70,14 @@ def _chunk(ck: int, q: int) -> int:
     return max(1, _CHUNK_FLOATS // (ck * q))
 
 
+def _products(worker: int, rows: tuple[int, ...], cb: int, q: int):
+    """``view(i, m)``: the first ``rows[i] × m`` floats of the worker's i-th buffer (columns, products; sized for
+    chunks of ``cb`` samples) as a C-contiguous (rows[i], m) array, the only layout np.dot writes into. np.dot, not
+    np.matmul: matmul keeps the GIL for some of these shapes (the seed CNN's 27×16 dW), serialising the threads."""
+    bufs = [workspace(f"gemm{i}.{worker}", (r * cb * q,)) for i, r in enumerate(rows)]
+    return lambda i, m: bufs[i][:rows[i] * m].reshape(rows[i], m)
+
+
 def gemm_forward(x, w, b, y, g: Geometry, stride, pads, dilation):
     """y (N,F,OH,OW) = conv(x, w) + b via chunked im2col and sgemm."""
     f, c, kh, kw = w.shape
@@ -80,44 +88,45 @@ def gemm_forward(x, w, b, y, g: Geometry, stride, pads, dilation):
     def work(worker, chunks):
         plane = workspace(f"plane{worker}", (c, g.hp * g.wp))
         plane[:] = 0.0
-        cols = workspace(f"cols{worker}", (ck, cb * g.q))
-        wide = workspace(f"wide{worker}", (f, cb * g.q))
+        view = _products(worker, (ck, f), cb, g.q)
         for n0, n1 in chunks:
             m = (n1 - n0) * g.q
+            cols, wide = view(0, m), view(1, m)
             _im2col(x, n0, n1, plane, cols, kh, kw, stride, dilation, pads[0], pads[2], g.wp, g.oh, g.ow, g.q)
-            np.matmul(w2, cols[:, :m], out=wide[:, :m])
+            np.dot(w2, cols, out=wide)
             _narrow(wide, b, y, n0, n1, g.wq, g.q)
 
     run_shared(work, x.shape[0], cb)
 
 
 def gemm_backward(x, w, dy, dx, g: Geometry, stride, pads, dilation):
-    """(dw, db) of the im2col convolution; fills dx (N,C,H,W) too unless it is None."""
+    """(dw, db) of the im2col convolution; fills dx (N,C,H,W) too unless it is None.
+
+    Each chunk's dW and db go to a slot of their own, summed in chunk order at the end, so the result does not
+    depend on which thread took which chunk (training is bit-reproducible)."""
     f, c, kh, kw = w.shape
     ck = c * kh * kw
     w2t = w.reshape(f, ck).T
     cb = _chunk(ck, g.q)
-
-    n = x.shape[0]
-    # one partial dW per chunk, summed in chunk order: whichever thread takes a chunk, the result is bit-identical
-    dwt_parts = np.empty((-(-n // cb), ck, f), np.float32)
-    db_parts = np.zeros((-(-n // cb), f), np.float32)
+    nchunks = -(-x.shape[0] // cb)
+    dwts = np.empty((nchunks, ck, f), np.float32)
+    dbs = np.zeros((nchunks, f), np.float32)
 
     def work(worker, chunks):
         plane = workspace(f"plane{worker}", (c, g.hp * g.wp))
         plane[:] = 0.0
-        cols = workspace(f"cols{worker}", (ck, cb * g.q))
-        wide = workspace(f"wide{worker}", (f, cb * g.q))
+        view = _products(worker, (ck, f), cb, g.q)
         dplane = workspace(f"dplane{worker}", (c, g.hp * g.wp))
         for n0, n1 in chunks:
             m = (n1 - n0) * g.q
-            _widen(dy, n0, n1, wide, g.wq, g.q, db_parts[n0 // cb])
+            cols, wide = view(0, m), view(1, m)
+            _widen(dy, n0, n1, wide, g.wq, g.q, dbs[n0 // cb])
             _im2col(x, n0, n1, plane, cols, kh, kw, stride, dilation, pads[0], pads[2], g.wp, g.oh, g.ow, g.q)
-            np.matmul(cols[:, :m], wide[:, :m].T, out=dwt_parts[n0 // cb])
+            np.dot(cols, wide.T, out=dwts[n0 // cb])
             if dx is not None:
-                np.matmul(w2t, wide[:, :m], out=cols[:, :m])
+                np.dot(w2t, wide, out=cols)
                 _col2im(cols, dx, n0, n1, dplane, kh, kw, stride, dilation, pads[0], pads[2], g.wp, g.oh, g.ow,
                         g.q)
 
-    run_shared(work, n, cb)
-    return np.ascontiguousarray(dwt_parts.sum(axis=0).T).reshape(w.shape), db_parts.sum(axis=0)
+    run_shared(work, x.shape[0], cb)
+    return np.ascontiguousarray(dwts.sum(0).T).reshape(w.shape), dbs.sum(0)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from convdesigner.engine.cpu.parallel import by_size
+
 
 @njit(cache=True, nogil=True, fastmath=False, inline="always")
 def _pick(best, at, v, i):
@@ -21,7 +23,7 @@ def _pick(best, at, v, i):
     return (v if take else best), (i if take else at)
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=False)
+@by_size
 def _max_forward(x, k, stride, pad, y, arg):
     n_, c_, h_, w_ = x.shape
     oh_, ow_ = y.shape[2], y.shape[3]
@@ -41,7 +43,7 @@ def _max_forward(x, k, stride, pad, y, arg):
                 arg[n, c, oh, ow] = at
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=False)
+@by_size
 def _max_forward_2x2(x, y, arg):
     """The classic 2×2 window at stride 2 with every window inside the input: unrolled, it vectorises over ow
     (12× the general loop on the templates' shapes)."""
@@ -63,7 +65,7 @@ def _max_forward_2x2(x, y, arg):
                 ar[ow] = at
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=False)
+@by_size
 def _max_backward(dy, arg, dx):
     n_, c_, oh_, ow_ = dy.shape
     w_ = dx.shape[3]
@@ -84,7 +86,7 @@ def _window(o, stride, pad, k, size):
     return max(start, 0), min(end, size), end - start
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=False)
+@by_size
 def _avg_forward(x, k, stride, pad, y):
     n_, c_, h_, w_ = x.shape
     oh_, ow_ = y.shape[2], y.shape[3]
@@ -101,7 +103,7 @@ def _avg_forward(x, k, stride, pad, y):
                 y[n, c, oh, ow] = s / np.float32(kh * kw)
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=False)
+@by_size
 def _avg_backward(dy, k, stride, pad, dx):
     n_, c_, h_, w_ = dx.shape
     oh_, ow_ = dy.shape[2], dy.shape[3]

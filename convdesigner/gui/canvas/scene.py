@@ -198,6 +198,15 @@ class DesignScene(QGraphicsScene):
         if len(edits) > 1:
             self.stack.endMacro()
 
+    @staticmethod
+    def release_clipboard() -> None:
+        """Take our blocks off the clipboard before Qt shuts down: a QMimeData still held by the clipboard when the
+        application is destroyed crashes the process at exit (seen with PySide6 6.11 offscreen)."""
+        clipboard = QApplication.clipboard()
+        mime = clipboard.mimeData()
+        if mime is not None and mime.hasFormat(CLIP_MIME):
+            clipboard.clear()
+
     def copy_selection(self) -> bool:
         ids = {i.node_id for i in self.selectedItems() if isinstance(i, BlockItem)}
         if not ids:
