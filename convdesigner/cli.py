@@ -102,6 +102,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.template and not args.resume:
         raise CommandError("give --template NAME to start training, or --resume MODEL.h5 to continue")
     model = _resume(args) if args.resume else None
+    if model is not None and args.out is None:
+        args.out = args.resume  # resuming continues the model in its own file (each save replaces it atomically)
     if args.optimizer not in OPTIMIZERS:
         raise CommandError(f"unknown optimizer '{args.optimizer}'; choose one of {', '.join(OPTIMIZERS)}")
     if args.epochs < 1:
@@ -382,7 +384,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="save --out every N epochs (default 1; 0: only at the end)")
     train.add_argument("--resume", metavar="MODEL.h5",
                        help="continue training a model file for --epochs more epochs, with the data, optimizer, "
-                            "schedule, batch size and seed it was trained with (a design starts from new weights)")
+                            "schedule, batch size and seed it was trained with (a design starts from new weights); "
+                            "saves back into that file unless --out names another")
     train.set_defaults(func=cmd_train, epochs_done=0)
     evaluate = sub.add_parser("eval", help="loss, accuracy and confusion matrix of a model on a dataset")
     evaluate.add_argument("model", help="a trained model file (.h5)")

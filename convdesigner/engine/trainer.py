@@ -69,7 +69,8 @@ class Trainer:
         (resuming repeats it); ``TrainingDiverged`` is raised with the epoch, batch and last finite loss."""
         reason = "stopped by an error"
         try:
-            reason = self._run(epochs)
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported as TrainingDiverged
+                reason = self._run(epochs)
         except TrainingDiverged as e:
             reason = str(e)
             raise
@@ -87,9 +88,9 @@ class Trainer:
                 return f"stopped during epoch {self.epoch + 1}; the last complete epoch is {self.epoch}"
             self.epoch += 1
             self.history.append(row)
+            early = self._early_stop(row)  # first, so a checkpoint saved by a hook holds this epoch's bookkeeping
             for hook in self._hooks["on_epoch_end"]:
                 hook(row)
-            early = self._early_stop(row)
             if early:
                 return early
             if self._stop.is_set():

@@ -50,6 +50,13 @@ def test_resume_two_plus_one_is_three_straight_bit_for_bit(trained, tmp_path, ca
     assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in straight.history]
 
 
+def test_resume_without_out_continues_in_the_same_file(trained, tmp_path):
+    path = tmp_path / "model.h5"
+    path.write_bytes((trained / "two.h5").read_bytes())
+    assert train("--resume", str(path), "--epochs", "1") == 0
+    assert load_model(path).trainer["epoch"] == 3
+
+
 def test_eval_prints_loss_accuracy_and_confusion_matrix(trained, capsys):
     assert cli.main(["eval", str(trained / "three.h5")]) == 0
     lines = capsys.readouterr().out.splitlines()

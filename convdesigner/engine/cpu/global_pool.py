@@ -1,8 +1,10 @@
 """Global average pooling kernels: (N, C, L) → (N, C) means and the gradient spread back evenly."""
-from numba import njit, prange
+from numba import prange
+
+from convdesigner.engine.cpu.parallel import by_size
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def gap_forward(x, y):
     n, c, hw = x.shape
     for i in prange(n):
@@ -13,7 +15,7 @@ def gap_forward(x, y):
             y[i, j] = s / hw
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def gap_backward(dy, dx):
     n, c, hw = dx.shape
     for i in prange(n):

@@ -1,6 +1,8 @@
 """Kernels for the blocks that join branches: Add, Concat (channel axis 1) and Multiply (with a per-channel gate)."""
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from convdesigner.engine.cpu.parallel import by_size
 
 
 def add_forward(xs, y):
@@ -37,7 +39,7 @@ def multiply_backward(a, b, dy, da, db):
         np.multiply(dy, a, out=db)
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def gate_forward(x, g, y):
     """y[n, c, :] = x[n, c, :] · g[n, c] — a C×1×1 (or C) gate scaling a C×H×W input."""
     n, c, hw = x.shape
@@ -48,7 +50,7 @@ def gate_forward(x, g, y):
                 y[i, j, k] = x[i, j, k] * a
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def gate_backward(x, g, dy, need_dx, need_dg, dx, dg):
     """Gradients of a gated product; the gate's gradient sums the broadcast positions."""
     n, c, hw = x.shape

@@ -3,8 +3,10 @@ import math
 
 from numba import njit, prange
 
+from convdesigner.engine.cpu.parallel import by_size
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+
+@by_size
 def bn_stats(x, mean, var):
     """Per-channel batch mean and biased variance (two passes, float64 sums)."""
     n, c, hw = x.shape
@@ -40,7 +42,7 @@ def bn_invstd(var, eps, invstd):
         invstd[j] = 1.0 / math.sqrt(var[j] + eps)
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def bn_normalize(x, mean, invstd, gamma, beta, y):
     n, c, hw = x.shape
     for i in prange(n):
@@ -51,7 +53,7 @@ def bn_normalize(x, mean, invstd, gamma, beta, y):
                 y[i, j, k] = x[i, j, k] * a + b
 
 
-@njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@by_size
 def bn_backward(x, dy, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta):
     """Gradients of gamma, beta and x; with batch statistics the mean and variance depend on x too."""
     n, c, hw = x.shape

@@ -1,4 +1,5 @@
-"""Max and average 2-D pooling kernels (NCHW, float32), forward and backward, parallel over the N*C planes.
+"""Max and average 2-D pooling kernels (NCHW, float32), forward and backward, over the N*C planes (in parallel for
+big batches, see :mod:`parallel`).
 
 Max pooling with 2×2 windows at stride 2 and no padding (the classic pool) takes an unrolled kernel that
 vectorises; every other window takes the general loops.
