@@ -46,7 +46,7 @@ def _training_data(args: argparse.Namespace):
     """The template fitted to the data (or, if it cannot take their size, the pictures resized to the template),
     the (train, validation) sets, and what was changed to make them fit."""
     from .data import load_dataset
-    from .engine.trainer import adapt_graph
+    from .graph.graph import adapt_graph
     from .graph.layers import fmt
     if args.template not in TEMPLATES:
         raise CommandError(f"unknown template '{args.template}'; choose one of {', '.join(TEMPLATES)}")
@@ -93,11 +93,12 @@ def _ctrl_c_stops(trainer):
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a template on a dataset with a progress line per epoch; exit 130 when stopped with Ctrl-C."""
+    from .console import ConsoleProgress
     from .data import Augment
     from .engine import compile
     from .engine.optimizers import OPTIMIZERS, make_optimizer
     from .engine.schedules import parse_schedule
-    from .engine.trainer import ConsoleProgress, Trainer, TrainingDiverged
+    from .engine.trainer import Trainer, TrainingDiverged
     from .io import ModelFileError
     if not args.template and not args.resume:
         raise CommandError("give --template NAME to start training, or --resume MODEL.h5 to continue")

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .layers import KINDS, LayerKind, ParamError, Shape, ShapeError, kind
+from .layers import KINDS, LayerKind, ParamError, Shape, ShapeError, fmt, kind
 
 FORMAT = "convdesigner-graph"
 VERSION = 1
@@ -71,8 +71,12 @@ class GraphInfo:
         return sum(n.macs for n in self.nodes.values())
 
     def activation_floats(self) -> int:
-        """Floats held per sample by all block outputs: times the batch size and 4 bytes, a memory estimate."""
+        """Floats held per sample by all block outputs."""
         return sum(math.prod(n.output_shape) for n in self.nodes.values() if n.output_shape)
+
+    def activation_bytes(self, batch_size: int) -> int:
+        """Memory the block outputs of one float32 batch take: the estimate the status bar shows."""
+        return self.activation_floats() * batch_size * 4
 
     @property
     def ok(self) -> bool:
@@ -362,6 +366,25 @@ def _check_name(name: str) -> str:
 
 
 def _base_name(kind_name: str) -> str:
-    short = {"Conv2D": "conv", "MaxPool2D": "pool", "AvgPool2D": "avgpool", "GlobalAvgPool2D": "gap",
-             "BatchNorm": "bn", "SoftmaxCrossEntropy": "loss", "SigmoidBCE": "loss", "MSE": "loss"}
-    return short.get(kind_name, kind_name.lower()) + "1"
+    spec = KINDS[kind_name]
+    return (spec.short_name or kind_name.lower()) + "1"
+
+
+def adapt_graph(graph: Graph, input_shape: tuple[int, int, int], classes: int) -> tuple[Graph, list[str]]:
+    """A copy of ``graph`` fitted to a dataset: the Input block takes the data's image shape and a Dense block feeding
+    the head gets one unit per class; with a list of what was changed. GraphError if the result does not work."""
+    graph, changes = graph.copy(), []
+    node = graph.inputs()[0]
+    before = (node.params["channels"], node.params["height"], node.params["width"])
+    if before != tuple(input_shape):
+        c, h, w = input_shape
+        graph.set_params(node.id, channels=c, height=h, width=w)
+        changes.append(f"Input '{node.name}' {fmt(before)} → {fmt(input_shape)}")
+    feeding = [graph.nodes[i] for i in graph.inputs_of(graph.outputs()[0].id)]
+    if feeding and feeding[0].kind == "Dense" and feeding[0].params["units"] != classes:
+        changes.append(f"Dense '{feeding[0].name}' units {feeding[0].params['units']} → {classes}")
+        graph.set_params(feeding[0].id, units=classes)
+    errors = [p.message for p in graph.infer().problems if p.severity == "error"]
+    if errors:
+        raise GraphError("; ".join(errors))
+    return graph, changes

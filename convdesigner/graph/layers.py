@@ -32,6 +32,11 @@ class Param:
     min: float | None = None
     max: float | None = None
     choices: tuple[str, ...] | None = None
+    enabled_when: tuple[str, Any] | None = None  # (other param, value): only then does this one matter
+
+    def applies(self, params: dict[str, Any]) -> bool:
+        """Whether this parameter has an effect with the other ``params`` (the inspector greys it out otherwise)."""
+        return self.enabled_when is None or params.get(self.enabled_when[0]) == self.enabled_when[1]
 
     def check(self, value: Any) -> Any:
         """Return ``value`` converted to this spec's type, or raise :class:`ParamError` saying what is allowed."""
@@ -75,6 +80,7 @@ class LayerKind:
     state_shapes: Callable[[dict, list[Shape]], dict[str, Shape]] = field(default=lambda p, s: {})
     macs: Callable[[dict, list[Shape], Shape], int] = field(default=lambda p, s, o: 0)
     is_loss: bool = False  # an output head: the graph's end, where the loss is taken
+    short_name: str = ""  # stem of new block names ("conv" gives conv1, conv2...); the kind in lower case if empty
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -186,8 +192,8 @@ def _pool_shape(kind: str) -> Callable[[dict, list[Shape]], Shape]:
     return rule
 
 
-def _same(kind: str) -> Callable[[dict, list[Shape]], Shape]:
-    return lambda p, shapes: shapes[0]
+def _same(p: dict, shapes: list[Shape]) -> Shape:
+    return shapes[0]
 
 
 def _per_channel(p: dict, shapes: list[Shape]) -> dict[str, Shape]:
@@ -244,14 +250,10 @@ def _batchnorm_state(p: dict, shapes: list[Shape]) -> dict[str, Shape]:
     return {"running_mean": (shapes[0][0],), "running_var": (shapes[0][0],)}
 
 
-def _loss_shape(kind: str) -> Callable[[dict, list[Shape]], Shape]:
-    def rule(p: dict, shapes: list[Shape]) -> Shape:
-        if kind == "SoftmaxCrossEntropy":
-            s = _flat(kind, shapes)
-            if s[0] < 2:
-                raise ShapeError("needs at least 2 class scores; give the Dense before it units = number of classes")
-        return shapes[0]
-    return rule
+def _class_scores(p: dict, shapes: list[Shape]) -> Shape:
+    if _flat("SoftmaxCrossEntropy", shapes)[0] < 2:
+        raise ShapeError("needs at least 2 class scores; give the Dense before it units = number of classes")
+    return shapes[0]
 
 
 def _elements(p: dict, shapes: list[Shape], out: Shape) -> int:
@@ -268,14 +270,14 @@ def _p_float(name, default, help, lo=None, hi=None):
     return Param(name, float, default, help, lo, hi)
 
 
-def _pool_kind(name: str, help: str, pad_help: str) -> LayerKind:
+def _pool_kind(name: str, help: str, pad_help: str, short_name: str) -> LayerKind:
     return LayerKind(
         name, "Pooling", help,
         (_p_int("pool_size", 2, "Window size", 1, 64),
          _p_int("stride", 0, "Step between windows (0: same as pool_size)", 0, 64),
          _p_int("padding", 0, pad_help, 0, 32),
          Param("ceil_mode", bool, False, "Round the output size up")),
-        _pool_shape(name), macs=lambda p, s, o: math.prod(o) * p["pool_size"] ** 2)
+        _pool_shape(name), macs=lambda p, s, o: math.prod(o) * p["pool_size"] ** 2, short_name=short_name)
 
 
 _ALPHA = _p_float("alpha", 0.01, "Slope for negative inputs", 0.0, 10.0)
@@ -295,17 +297,21 @@ KINDS: dict[str, LayerKind] = {k.name: k for k in [
          _p_int("stride", 1, "Step between filter positions", 1, 64),
          Param("padding", str, "same", "valid: none; same: keep size (÷ stride); explicit: pad_h/pad_w",
                choices=("valid", "same", "explicit")),
-         _p_int("pad_h", 0, "Rows of zeros above and below (explicit padding)", 0, 64),
-         _p_int("pad_w", 0, "Columns of zeros left and right (explicit padding)", 0, 64),
+         Param("pad_h", int, 0, "Rows of zeros above and below (explicit padding)", 0, 64,
+               enabled_when=("padding", "explicit")),
+         Param("pad_w", int, 0, "Columns of zeros left and right (explicit padding)", 0, 64,
+               enabled_when=("padding", "explicit")),
          _p_int("dilation", 1, "Spacing between kernel taps", 1, 64),
          _p_int("groups", 1, "Channel groups (= input channels for depthwise)", 1, 65536),
          Param("bias", bool, True, "Add a learned bias per filter")),
-        _conv_shape, weight_shapes=_conv_weights, macs=_conv_macs),
-    _pool_kind("MaxPool2D", "Keeps the largest value in each window.", "Padding on every side"),
-    _pool_kind("AvgPool2D", "Averages each window.", "Padding on every side (counted as zeros in the average)"),
+        _conv_shape, weight_shapes=_conv_weights, macs=_conv_macs, short_name="conv"),
+    _pool_kind("MaxPool2D", "Keeps the largest value in each window.", "Padding on every side", "pool"),
+    _pool_kind("AvgPool2D", "Averages each window.", "Padding on every side (counted as zeros in the average)",
+               "avgpool"),
     LayerKind(
         "GlobalAvgPool2D", "Pooling", "Averages each channel over the whole image, giving C×1×1.",
-        (), lambda p, s: (_image("GlobalAvgPool2D", s)[0], 1, 1), macs=lambda p, s, o: math.prod(s[0])),
+        (), lambda p, s: (_image("GlobalAvgPool2D", s)[0], 1, 1), macs=lambda p, s, o: math.prod(s[0]),
+        short_name="gap"),
     LayerKind(
         "Flatten", "Reshape", "Turns a C×H×W image into a flat vector for Dense layers.",
         (), lambda p, s: (math.prod(s[0]),)),
@@ -314,30 +320,31 @@ KINDS: dict[str, LayerKind] = {k.name: k for k in [
         (_p_int("units", 10, "Number of outputs", 1, 1 << 20),
          Param("bias", bool, True, "Add a learned bias per unit")),
         _dense_shape, weight_shapes=_dense_weights, macs=lambda p, s, o: o[0] * s[0][0]),
-    LayerKind("ReLU", "Activation", "max(0, x).", (), _same("ReLU"), macs=_elements),
-    LayerKind("LeakyReLU", "Activation", "x for x > 0, alpha·x otherwise.", (_ALPHA,), _same("LeakyReLU"),
+    LayerKind("ReLU", "Activation", "max(0, x).", (), _same, macs=_elements),
+    LayerKind("LeakyReLU", "Activation", "x for x > 0, alpha·x otherwise.", (_ALPHA,), _same,
               macs=_elements),
     LayerKind("PReLU", "Activation", "Leaky ReLU whose negative slope is learned per channel.", (),
-              _same("PReLU"), weight_shapes=_per_channel, macs=_elements),
+              _same, weight_shapes=_per_channel, macs=_elements),
     LayerKind("ELU", "Activation", "x for x > 0, alpha·(exp(x) − 1) otherwise.",
-              (_p_float("alpha", 1.0, "Saturation value for negative inputs", 0.0, 10.0),), _same("ELU"),
+              (_p_float("alpha", 1.0, "Saturation value for negative inputs", 0.0, 10.0),), _same,
               macs=_elements),
-    LayerKind("SiLU", "Activation", "x · sigmoid(x) (swish), used by EfficientNet.", (), _same("SiLU"),
+    LayerKind("SiLU", "Activation", "x · sigmoid(x) (swish), used by EfficientNet.", (), _same,
               macs=_elements),
-    LayerKind("Sigmoid", "Activation", "1 / (1 + exp(−x)), squashes to (0, 1).", (), _same("Sigmoid"),
+    LayerKind("Sigmoid", "Activation", "1 / (1 + exp(−x)), squashes to (0, 1).", (), _same,
               macs=_elements),
-    LayerKind("Tanh", "Activation", "Hyperbolic tangent, squashes to (−1, 1).", (), _same("Tanh"), macs=_elements),
+    LayerKind("Tanh", "Activation", "Hyperbolic tangent, squashes to (−1, 1).", (), _same, macs=_elements),
     LayerKind("Softmax", "Activation", "Turns scores into probabilities over the channel axis.", (),
-              _same("Softmax"), macs=_elements),
+              _same, macs=_elements),
     LayerKind(
         "Dropout", "Regularisation", "Zeroes a random fraction of values while training (inverted dropout).",
-        (_p_float("rate", 0.5, "Fraction of values dropped", 0.0, 0.99),), _same("Dropout")),
+        (_p_float("rate", 0.5, "Fraction of values dropped", 0.0, 0.99),), _same),
     LayerKind(
         "BatchNorm", "Normalisation",
         "Normalises each channel (images) or feature (vectors) over the batch, then scales and shifts.",
         (_p_float("momentum", 0.1, "Weight of the newest batch in the running statistics", 0.0, 1.0),
          _p_float("eps", 1e-5, "Added to the variance for stability", 1e-12, 1.0)),
-        _same("BatchNorm"), weight_shapes=_batchnorm_weights, state_shapes=_batchnorm_state, macs=_elements),
+        _same, weight_shapes=_batchnorm_weights, state_shapes=_batchnorm_state, macs=_elements,
+        short_name="bn"),
     LayerKind("Add", "Merge", "Element-wise sum of its inputs (residual connections).", (), _add_shape,
               min_inputs=2, max_inputs=None, macs=lambda p, s, o: math.prod(o) * (len(s) - 1)),
     LayerKind("Concat", "Merge", "Joins its inputs along the channel axis.", (), _concat_shape,
@@ -347,11 +354,11 @@ KINDS: dict[str, LayerKind] = {k.name: k for k in [
     LayerKind(
         "SoftmaxCrossEntropy", "Output", "Classification head: softmax over class scores, cross-entropy loss.",
         (_p_float("label_smoothing", 0.0, "Share of the target spread over all classes", 0.0, 0.99),),
-        _loss_shape("SoftmaxCrossEntropy"), is_loss=True),
+        _class_scores, is_loss=True, short_name="loss"),
     LayerKind("SigmoidBCE", "Output", "Multi-label head: a sigmoid per output, binary cross-entropy loss.", (),
-              _loss_shape("SigmoidBCE"), is_loss=True),
+              _same, is_loss=True, short_name="loss"),
     LayerKind("MSE", "Output", "Regression head: mean squared error against the targets.", (),
-              _loss_shape("MSE"), is_loss=True),
+              _same, is_loss=True, short_name="loss"),
 ]}
 
 CATEGORIES: tuple[str, ...] = tuple(dict.fromkeys(k.category for k in KINDS.values()))

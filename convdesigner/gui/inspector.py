@@ -201,11 +201,10 @@ class Inspector(QWidget):
                              + "".join(f"<p style='color:{style.ERROR.name()}'>{m}</p>" for m in problems))
 
     def _enable_dependent(self, params: dict) -> None:
-        """pad_h/pad_w only matter for explicit padding: grey them out otherwise."""
-        explicit = params.get("padding") == "explicit"
-        for name in ("pad_h", "pad_w"):
-            if name in self.editors and isinstance(params.get("padding"), str):
-                self.editors[name].setEnabled(explicit)
+        """Grey out the parameters that have no effect with the others' values (pad_h without explicit padding)."""
+        for spec in self.scene.graph.node(self.node_id).spec.params:
+            if spec.name in self.editors:
+                self.editors[spec.name].setEnabled(spec.applies(params))
 
     # ------------------------------------------------------------------------------------------- edits
     def set_param(self, name: str, value: Any) -> None:

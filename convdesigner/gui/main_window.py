@@ -206,7 +206,7 @@ class MainWindow(QMainWindow):
         self.params_label.setText(f"Parameters: <b>{style.count(info.total_params)}</b>{partial}")
         self.macs_label.setText(f"Mult-adds: <b>{style.short_count(info.total_macs)}</b>{partial}")
         batch = self.batch_spin.value()
-        self.memory_label.setText(f"Activations: <b>{style.byte_size(info.activation_floats() * batch * 4)}</b> at")
+        self.memory_label.setText(f"Activations: <b>{style.byte_size(info.activation_bytes(batch))}</b> at")
         self.problems.show_problems(info.problems)
         errors = sum(p.severity == "error" for p in info.problems)
         warnings = len(info.problems) - errors

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from convdesigner.console import ConsoleProgress
 from convdesigner.data.dataset import Dataset
 from convdesigner.engine.optimizers import make_optimizer
 from convdesigner.engine.schedules import make_schedule
-from convdesigner.engine.trainer import ConsoleProgress, Trainer, TrainingDiverged, adapt_graph
+from convdesigner.engine.trainer import Trainer, TrainingDiverged
 from convdesigner.graph import build
+from convdesigner.graph.graph import adapt_graph
 
 
 @dataclass(eq=False)

@@ -36,7 +36,9 @@ def test_a_well_formed_graph_has_no_problems_and_infers_shapes():
     assert info.nodes[g.by_name("dense1").id].output_shape == (10,)
     assert info.total_params == 16 * 9 + 16 + 256 * 10 + 10
     assert info.total_macs > 0
-    assert info.activation_floats() > 0
+    floats = 16 * 64 + 16 * 64 + 16 * 16 + 256 + 10 + 10 + 64  # conv, relu, pool, flatten, dense, loss, input
+    assert info.activation_floats() == floats
+    assert info.activation_bytes(32) == floats * 32 * 4
 
 
 def test_names_are_unique_and_renames_checked():

@@ -55,7 +55,7 @@ def test_rename_refuses_a_taken_name(lenet):
 def test_status_bar_counts_and_memory_for_the_batch(lenet):
     info = lenet.scene.info
     lenet.batch_spin.setValue(256)
-    mib = info.activation_floats() * 256 * 4 / (1 << 20)
+    mib = info.activation_bytes(256) / (1 << 20)
     assert mib > 1
     assert f"{mib:.1f} MB" in lenet.memory_label.text()
     assert "429 k" in lenet.macs_label.text()
