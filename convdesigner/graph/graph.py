@@ -119,24 +119,42 @@ class Graph:
 
     def connect(self, src: int, dst: int, slot: int | None = None) -> Edge:
         """Wire ``src``'s output into ``dst``'s input ``slot`` (the first free one when None)."""
-        self.node(src)
-        target = self.node(dst)
-        if src == dst:
-            raise GraphError(f"'{target.name}' cannot feed itself")
-        limit = target.spec.max_inputs
-        used = {e.slot for e in self.edges if e.dst == dst}
+        problem = self.wiring_problem(src, dst, slot)
+        if problem:
+            raise GraphError(problem)
         if slot is None:
+            used = {e.slot for e in self.edges if e.dst == dst}
             slot = next(i for i in range(len(used) + 1) if i not in used)
-        if limit is not None and slot >= limit:
-            what = "no inputs" if limit == 0 else f"{limit} input{'s' if limit > 1 else ''}"
-            raise GraphError(f"{target.kind} '{target.name}' takes {what}")
-        if slot in used:
-            raise GraphError(f"input {slot + 1} of '{target.name}' is already wired; remove that wire first")
-        if slot < 0:
-            raise GraphError("input slots start at 0")
         edge = Edge(src, dst, slot)
         self.edges.append(edge)
         return edge
+
+    def wiring_problem(self, src: int, dst: int, slot: int | None = None) -> str | None:
+        """Why a wire from ``src`` into ``dst`` (input ``slot``, or the first free one) cannot be made, else None.
+        A wire closing a cycle is allowed here (validation reports it); the canvas also asks :meth:`closes_cycle`."""
+        self.node(src)
+        target = self.node(dst)
+        if src == dst:
+            return f"'{target.name}' cannot feed itself"
+        limit = target.spec.max_inputs
+        if limit == 0:
+            return f"{target.kind} '{target.name}' takes no inputs"
+        used = {e.slot for e in self.edges if e.dst == dst}
+        if slot is None:
+            if limit is not None and len(used) >= limit:
+                return f"every input of '{target.name}' is already wired; remove a wire first"
+            return None
+        if slot < 0:
+            return "input slots start at 0"
+        if limit is not None and slot >= limit:
+            return f"{target.kind} '{target.name}' takes {limit} input{'s' if limit > 1 else ''}"
+        if slot in used:
+            return f"input {slot + 1} of '{target.name}' is already wired; remove that wire first"
+        return None
+
+    def closes_cycle(self, src: int, dst: int) -> bool:
+        """Whether a wire from ``src`` into ``dst`` would make a loop (``dst`` already leads to ``src``)."""
+        return src in self._reach([dst], forward=True)
 
     def disconnect(self, edge: Edge) -> None:
         if edge not in self.edges:

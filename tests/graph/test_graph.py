@@ -6,7 +6,7 @@ import pytest
 from convdesigner.graph import Graph, GraphError, build
 
 
-def chain(*kinds, **params_by_name):
+def chain(*kinds):
     g = Graph()
     prev = None
     for k in kinds:
@@ -181,3 +181,14 @@ def test_topological_order_puts_inputs_first():
     assert len(order) == len(g.nodes)
     for e in g.edges:
         assert position[e.src] < position[e.dst]
+
+
+def test_wiring_problem_and_cycles_are_answered_before_wiring():
+    g = small_net()
+    conv, relu, loss = g.by_name("conv1"), g.by_name("relu1"), g.by_name("loss1")
+    assert g.wiring_problem(relu.id, conv.id) == "every input of 'conv1' is already wired; remove a wire first"
+    add = g.add("Add")
+    assert g.wiring_problem(relu.id, add.id) is None
+    assert g.wiring_problem(relu.id, add.id, -1) == "input slots start at 0"
+    assert g.closes_cycle(loss.id, conv.id)
+    assert not g.closes_cycle(conv.id, add.id)

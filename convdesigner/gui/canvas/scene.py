@@ -159,29 +159,17 @@ class DesignScene(QGraphicsScene):
         return self.apply(commands.Connect(self.graph, self.sync, src, dst, slot))
 
     def connection_refusal(self, src: int, dst: int, slot: int | None) -> str | None:
-        """Why a wire from ``src`` into ``dst`` (input ``slot``, or the first free one) is not allowed, else None."""
+        """Why the canvas will not draw a wire from ``src`` into ``dst``: the graph's wiring rules, and no loops or
+        second wire between the same two blocks (which the graph would only report afterwards)."""
         g = self.graph
-        target = g.node(dst)
-        if src == dst:
-            return f"'{target.name}' cannot feed itself"
-        limit = target.spec.max_inputs
-        if limit == 0:
-            return f"{target.kind} '{target.name}' takes no inputs"
-        used = {e.slot for e in g.edges if e.dst == dst}
-        if slot is None and limit is not None and len(used) >= limit:
-            return f"every input of '{target.name}' is already wired; remove a wire first"
-        if slot is not None and slot in used:
-            return f"input {slot + 1} of '{target.name}' is already wired; remove that wire first"
-        if any(e.src == src and e.dst == dst for e in g.edges) and limit is not None:
-            return f"'{g.node(src).name}' already feeds '{target.name}'"
-        seen, stack = {dst}, [dst]
-        while stack:
-            for nxt in g.consumers_of(stack.pop()):
-                if nxt == src:
-                    return f"wiring '{g.node(src).name}' into '{target.name}' would make a cycle"
-                if nxt not in seen:
-                    seen.add(nxt)
-                    stack.append(nxt)
+        problem = g.wiring_problem(src, dst, slot)
+        if problem:
+            return problem
+        source, target = g.node(src), g.node(dst)
+        if target.spec.max_inputs is not None and any(e.src == src and e.dst == dst for e in g.edges):
+            return f"'{source.name}' already feeds '{target.name}'"
+        if g.closes_cycle(src, dst):
+            return f"wiring '{source.name}' into '{target.name}' would make a cycle"
         return None
 
     def delete_selection(self) -> None:
