@@ -1,4 +1,4 @@
-"""`convdesigner`: opens the designer; `convdesigner train|eval|predict|export|bench|info` run the same work headless.
+"""`convdesigner`: opens the designer; `convdesigner train|eval|predict|bench|info` run the same work headless.
 
 Every command prints a user's message and exits non-zero on a bad input; tracebacks are for bugs only.
 """
@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from . import __version__
 from .graph import CATEGORIES, KINDS, TEMPLATES
@@ -42,32 +44,36 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _training_data(args: argparse.Namespace):
-    """The template fitted to the data (or, if it cannot take their size, the pictures resized to the template),
-    the (train, validation) sets, and what was changed to make them fit."""
+def _training_data(args: argparse.Namespace, resumed=None):
+    """The network to train and the (train, validation) sets, with what was changed to make them fit: a resumed
+    graph gets the data prepared for its input; a template is fitted to the data (or, if it cannot take their size,
+    the pictures are resized to the template)."""
     from .data import load_dataset
     from .graph.graph import adapt_graph
     from .graph.layers import fmt
-    if args.template not in TEMPLATES:
-        raise CommandError(f"unknown template '{args.template}'; choose one of {', '.join(TEMPLATES)}")
-    graph = TEMPLATES[args.template].build()
-    node = graph.inputs()[0].params
-    wanted = (node["channels"], node["height"], node["width"])
+    options = {"val_split": args.val_split, "seed": args.seed, "limit": args.limit}
     try:
-        train, val = load_dataset(args.data, val_split=args.val_split, seed=args.seed)
+        if resumed is not None:
+            node = resumed.inputs()[0].params if resumed.inputs() else None
+            shape = (node["channels"], node["height"], node["width"]) if node else None
+            train, val = load_dataset(args.data, input_shape=shape, **options)
+            return resumed, train, val, list(train.meta.get("notes", []))
+        if args.template not in TEMPLATES:
+            raise CommandError(f"unknown template '{args.template}'; choose one of {', '.join(TEMPLATES)}")
+        graph = TEMPLATES[args.template].build()
+        node = graph.inputs()[0].params
+        wanted = (node["channels"], node["height"], node["width"])
+        train, val = load_dataset(args.data, **options)
         try:
             graph, changes = adapt_graph(graph, train.input_shape, train.num_classes)
         except ValueError as e:
             have = fmt(train.input_shape)
-            train, val = load_dataset(args.data, input_shape=wanted, val_split=args.val_split, seed=args.seed)
+            train, val = load_dataset(args.data, input_shape=wanted, **options)
             graph, changes = adapt_graph(graph, wanted, train.num_classes)
             changes.insert(0, f"{args.template} expects {fmt(wanted)} input and cannot take {have} ({e}); the "
                               f"pictures were converted instead")
     except ValueError as e:  # DatasetError, or a template that fits neither way
         raise CommandError(str(e)) from None
-    if args.limit:
-        train = train.subset(slice(None, args.limit))
-        val = val.subset(slice(None, args.limit)) if val is not None else None
     return graph, train, val, changes + list(train.meta.get("notes", []))
 
 
@@ -100,35 +106,42 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .engine.schedules import parse_schedule
     from .engine.trainer import Trainer, TrainingDiverged
     from .io import ModelFileError
+    from .io.resume import restore
     if not args.template and not args.resume:
         raise CommandError("give --template NAME to start training, or --resume MODEL.h5 to continue")
-    model = _resume(args) if args.resume else None
-    if model is not None and args.out is None:
-        args.out = args.resume  # resuming continues the model in its own file (each save replaces it atomically)
+    run = _resume(args) if args.resume else None
+    for key, value in _RUN_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.optimizer not in OPTIMIZERS:
         raise CommandError(f"unknown optimizer '{args.optimizer}'; choose one of {', '.join(OPTIMIZERS)}")
-    if args.epochs < 1:
-        raise CommandError(f"--epochs must be at least 1, not {args.epochs}")
-    graph, train, val, notes = _resumed_data(args, model) if model else _training_data(args)
-    lr = OPTIMIZERS[args.optimizer].default_lr if args.lr is None else args.lr
+    if args.lr is None:
+        args.lr = OPTIMIZERS[args.optimizer].default_lr  # recorded as given, so a resumed run can name it
+    _check_train_options(args)
+    graph, train, val, notes = _training_data(args, run.model.graph if run else None)
     hyper = {k: v for k, v in (("momentum", 0.9 if args.momentum is None and args.optimizer == "sgd"
                                              else args.momentum), ("weight_decay", args.weight_decay)) if v is not None}
     try:
         net = compile(graph, seed=args.seed)
-        optimizer = make_optimizer(args.optimizer, net.parameters(), lr, **hyper)
-        schedule = parse_schedule(args.schedule, lr, args.epochs, args.warmup)
+        optimizer = make_optimizer(args.optimizer, net.parameters(), args.lr, **hyper)
+        schedule = parse_schedule(args.schedule, args.lr, args.epochs, args.warmup)
         progress = ConsoleProgress(args.epochs_done + args.epochs, args.batch_size)
         saving = _checkpoints(args, train)
         trainer = Trainer(net, optimizer, train, val, schedule, [progress, *saving], args.batch_size, args.seed,
                           Augment(args.augment) if args.augment else None, args.clip_norm, args.early_stopping)
-        if model is not None:
-            _restore(model, net, optimizer, trainer)
+        if run is not None:
+            restore(run.model, net, optimizer, trainer)
         for checkpoints in saving:
             checkpoints.attach(trainer)
     except ValueError as e:  # CompileError, DatasetError and bad settings are all ValueErrors with a message
         raise CommandError(str(e)) from None
     weights = sum(p.value.size for p in net.parameters())
-    print(f"Training {args.template} ({_count(weights)} weights) on {train.name}: {_count(len(train))} training, "
+    if run is None:
+        what = args.template
+    else:
+        what = (f"{args.template} from {args.resume}" if args.template else f"the graph in {args.resume}") + \
+            f" after epoch {run.epochs_done}"
+    print(f"Training {what} ({_count(weights)} weights) on {train.name}: {_count(len(train))} training, "
           f"{_count(len(val)) if val is not None else 'no'} validation images; {optimizer!r}, "
           f"{schedule.describe()} schedule, batch {args.batch_size}, seed {args.seed}")
     for note in notes:
@@ -146,7 +159,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary += f"; validation accuracy {acc:.2%}, loss {loss:.4f}"
     print(summary)
     for checkpoints in saving:
-        best = f"; best epoch so far in {checkpoints.best_path}" if checkpoints.best_path.exists() else ""
+        best = (f"; best epoch so far in {checkpoints.best_path}"
+                if checkpoints.best_path is not None and checkpoints.best_path.exists() else "")
         print(f"saved {checkpoints.path} (epoch {trainer.epoch}){best}")
     return 130 if progress.reason.startswith("stopped") else 0
 
@@ -162,6 +176,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         sizes = [int(b) for b in args.batch_sizes.split(",")]
     except ValueError:
         raise CommandError(f"--batch-sizes takes whole numbers separated by commas, not {args.batch_sizes!r}") from None
+    if min(sizes) < 1:
+        raise CommandError(f"--batch-sizes must each be at least 1, not {min(sizes)}")
     timing = bench.Timing(seconds=0.5, repeats=3, warmup=2) if args.quick else bench.Timing()
     print(f"Timing {len(templates) * len(sizes) * 2} cells per engine (about {timing.seconds:g} s each)...",
           flush=True)
@@ -178,89 +194,90 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-# ----------------------------------------------------------------------------------------------- model files
-# What `train` records about a run so that `--resume` rebuilds the same setup, and the types a model file must give.
-_RUN_SETTINGS = {"template": str, "data": str, "val_split": float, "limit": int, "batch_size": int, "seed": int,
-                 "optimizer": str, "lr": float, "momentum": float, "weight_decay": float, "schedule": str,
-                 "warmup": int, "augment": str, "clip_norm": float, "early_stopping": int}
-
-
-def _run_settings(args: argparse.Namespace) -> dict:
-    """The run's options as plain values: data paths made absolute, a cosine schedule's length made explicit."""
-    from pathlib import Path
-    settings = {key: getattr(args, key) for key in _RUN_SETTINGS}
-    if Path(args.data).exists():
-        settings["data"] = str(Path(args.data).resolve())
-    kind, colon, rest = args.schedule.partition(":")
-    if kind.lower() == "cosine" and "epochs=" not in rest:
-        settings["schedule"] = f"{args.schedule}{',' if rest else ':'}epochs={args.epochs + args.epochs_done}"
-    return settings
+# ----------------------------------------------------------------------------------------------- training runs
+# The run settings' defaults: the parser leaves them None, so that `--resume` can tell which ones were given.
+_RUN_DEFAULTS = {"data": "mnist-sample", "batch_size": 64, "optimizer": "adam", "schedule": "constant", "warmup": 0,
+                 "seed": 0, "augment": ""}
 
 
 def _resume(args: argparse.Namespace):
-    """The model file to continue; its saved run settings replace the options (the same data, optimizer, schedule,
-    batch size and seed make the continuation exact)."""
-    from .io import ModelFileError, load_model
+    """The model file to continue, its recorded run settings put into ``args``: the same data, optimizer, schedule,
+    batch size and seed make the continuation exact, so a different value given for one of them is refused."""
+    from .io import ModelFileError
+    from .io.resume import RUN_SETTINGS, saved_run
     try:
-        model = load_model(args.resume)
+        run = saved_run(args.resume)
     except ModelFileError as e:
         raise CommandError(str(e)) from None
-    trainer = model.trainer or {}
-    settings = trainer.get("settings") or {}
-    for key, value in settings.items():
-        kind = _RUN_SETTINGS.get(key)
-        if kind is None or not (value is None or isinstance(value, kind) or (kind is float and type(value) is int)):
-            raise CommandError(f"{args.resume}: its training setting {key}={value!r} is not valid")
+    recorded = dict(run.settings)
+    recorded.setdefault("template", None)  # the file holds the graph: a template is never taken with --resume
+    changed = [key for key in RUN_SETTINGS if key in recorded and getattr(args, key) is not None
+               and not _same_setting(key, getattr(args, key), recorded[key])]
+    if changed:
+        options = [f"--{key.replace('_', '-')}" for key in changed]
+        if len(changed) == 1:
+            was = _setting_text(args, changed[0], recorded[changed[0]])
+        else:
+            was = ", ".join(f"{o} {_setting_text(args, k, recorded[k])}" for o, k in zip(options, changed, strict=True))
+        raise CommandError(f"{', '.join(options)} cannot be changed when resuming (the run was trained with {was}); "
+                           f"resume with the same settings, or start a new run with --template")
+    for key, value in recorded.items():
         setattr(args, key, value)
-    if model.optimizer is not None:
-        args.optimizer = model.optimizer["kind"]
-    for key in ("seed", "batch_size"):
-        if isinstance(trainer.get(key), int):
-            setattr(args, key, trainer[key])
-    args.template = args.template or args.resume
-    args.epochs_done = int(trainer.get("epoch", 0)) if isinstance(trainer.get("epoch", 0), int) else 0
-    return model
+    args.epochs_done = run.epochs_done
+    if args.out is None:
+        args.out = args.resume  # resuming continues the model in its own file (each save replaces it atomically)
+    return run
 
 
-def _resumed_data(args: argparse.Namespace, model):
-    """The model file's graph and the data prepared for its input, as `_training_data` does for a template."""
-    from .data import load_dataset
-    graph = model.graph
-    node = graph.inputs()[0].params if graph.inputs() else None
-    shape = (node["channels"], node["height"], node["width"]) if node else None
-    try:
-        train, val = load_dataset(args.data, input_shape=shape, val_split=args.val_split, seed=args.seed)
-    except ValueError as e:
-        raise CommandError(str(e)) from None
-    if args.limit:
-        train = train.subset(slice(None, args.limit))
-        val = val.subset(slice(None, args.limit)) if val is not None else None
-    return graph, train, val, list(train.meta.get("notes", []))
+def _same_setting(key: str, given, recorded) -> bool:
+    if key == "data" and isinstance(recorded, str) and Path(given).exists():
+        return str(Path(given).resolve()) == recorded
+    return given == recorded
 
 
-def _restore(model, net, optimizer, trainer) -> None:
-    """Weights, optimizer and trainer state from the model file, whichever it holds (a design holds none)."""
-    if model.weights is not None:
-        net.load_state_dict(model.weights)
-    if model.optimizer is not None:
-        optimizer.load_state_dict(model.optimizer)
-    if model.trainer is not None:
-        trainer.load_state_dict(model.trainer)
+def _setting_text(args: argparse.Namespace, key: str, value) -> str:
+    if key == "template" and value is None:
+        return f"the graph in {args.resume}"
+    return "the default" if value is None else "none" if value == "" else str(value)
 
 
-def _checkpoints(args: argparse.Namespace, train) -> list:
-    """The saving callback for `--out` (none without it)."""
-    from pathlib import Path
-
-    from .io.checkpoint import Checkpoints
+def _check_train_options(args: argparse.Namespace) -> None:
+    """Refuse out-of-range numbers and an --out that cannot be written, before any data are loaded."""
+    rules = (("seed", args.seed >= 0, "must be 0 or more"),
+             ("batch_size", args.batch_size >= 1, "must be at least 1"),
+             ("epochs", args.epochs >= 1, "must be at least 1"),
+             ("lr", args.lr > 0, "must be above 0"),
+             ("val_split", args.val_split is None or 0 <= args.val_split < 1, "must be at least 0 and below 1"),
+             ("warmup", args.warmup >= 0, "must be 0 or more"),
+             ("limit", args.limit is None or args.limit >= 1, "must be at least 1"),
+             ("checkpoint_every", args.checkpoint_every is None or args.checkpoint_every >= 0, "must be 0 or more"),
+             ("clip_norm", args.clip_norm is None or args.clip_norm > 0, "must be above 0"),
+             ("early_stopping", args.early_stopping is None or args.early_stopping >= 1, "must be at least 1"))
+    for key, fine, rule in rules:
+        if not fine:
+            raise CommandError(f"--{key.replace('_', '-')} {rule}, not {getattr(args, key)}")
     if args.out is None:
         if args.checkpoint_every is not None:
             raise CommandError("--checkpoint-every needs --out MODEL.h5 to save to")
+        return
+    out = Path(args.out)
+    folder = out.resolve().parent
+    if out.is_dir():
+        raise CommandError(f"cannot save to {args.out}: it is a folder; give a file name, e.g. {out / 'model.h5'}")
+    if not folder.is_dir():
+        raise CommandError(f"cannot save to {args.out}: the folder {out.parent} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CommandError(f"cannot save to {args.out}: the folder {out.parent} is not writable")
+
+
+def _checkpoints(args: argparse.Namespace, train) -> list:
+    """The saving callback for `--out` (none without it), recording the run's settings for `--resume`."""
+    from .io.checkpoint import Checkpoints
+    from .io.resume import run_settings
+    if args.out is None:
         return []
-    if not Path(args.out).resolve().parent.is_dir():
-        raise CommandError(f"cannot save to {args.out}: the folder {Path(args.out).parent} does not exist")
     every = 1 if args.checkpoint_every is None else args.checkpoint_every
-    return [Checkpoints(args.out, train.description(), every, _run_settings(args))]
+    return [Checkpoints(args.out, train.description(), every, run_settings(vars(args), args.epochs_done + args.epochs))]
 
 
 def _load_network(path: str):
@@ -299,11 +316,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CommandError(str(e)) from None
     data = val if args.part == "val" else train
-    if data is None:
-        raise CommandError(f"{spec} has no validation part; use --part train or --part all")
+    if data is None:  # only a model trained without a validation part leaves none
+        raise CommandError(f"{args.model} was trained with --val-split 0, so its data have no validation part; use "
+                           f"--part train or --part all")
     names = described.get("class_names")
-    if names and len(names) != data.num_classes:
-        raise CommandError(f"{args.model} knows {len(names)} classes but {spec} has {data.num_classes}")
+    if names and [str(n) for n in names] != [str(n) for n in data.class_names]:
+        raise CommandError(f"the model knows classes {_listed(names)} but '{spec}' has "
+                           f"{_listed(data.class_names)}; give --data with the classes it was trained on")
     if described.get("mean") and described.get("std"):  # the model's normalisation, not one measured on these data
         data.mean, data.std = tuple(described["mean"]), tuple(described["std"])
     try:
@@ -336,11 +355,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listed(names: list) -> str:
+    """Class names for a message: all of a few, the first two and the last of many."""
+    names = [str(n) for n in names]
+    return ", ".join(names) if len(names) <= 4 else f"{names[0]}, {names[1]}, ... {names[-1]}"
+
+
 def _model_info(path: str) -> int:
-    from .io import ModelFileError, load_model
+    from .io import ModelFileError
+    from .io.design import read_design
     from .io.report import model_report
     try:
-        print(model_report(path, load_model(path)))
+        print(model_report(path, read_design(path)))
     except ModelFileError as e:
         raise CommandError(str(e)) from None
     return 0
@@ -350,30 +376,27 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="convdesigner", description="Design, train and inspect convolutional networks.")
     p.add_argument("--version", action="version", version=f"ConvDesigner {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    info = sub.add_parser("info", help="list layer kinds and templates, or describe a model file")
-    info.add_argument("model", nargs="?", help="a model file (.h5): its graph, parameters, history and file layout")
-    info.set_defaults(func=cmd_info)
     train = sub.add_parser("train", help="train a template on a dataset",
                            description="Train a template on a dataset. The template's Input block and last Dense "
                                        "block are adapted to the data's image shape and number of classes.")
     train.add_argument("--template", help=f"network to train: {', '.join(TEMPLATES)}")
-    train.add_argument("--data", default="mnist-sample",
+    train.add_argument("--data",
                        help="mnist-sample, shapes, or a dataset file or folder (default mnist-sample)")
     train.add_argument("--epochs", type=int, default=5, help="epochs to train (default 5)")
-    train.add_argument("--batch-size", type=int, default=64, help="images per mini-batch (default 64)")
-    train.add_argument("--optimizer", default="adam", help="sgd, adam, adamw, rmsprop or adagrad (default adam)")
+    train.add_argument("--batch-size", type=int, help="images per mini-batch (default 64)")
+    train.add_argument("--optimizer", help="sgd, adam, adamw, rmsprop or adagrad (default adam)")
     train.add_argument("--lr", type=float, help="learning rate (default 0.001; 0.01 for sgd and adagrad)")
     train.add_argument("--momentum", type=float, help="momentum for sgd (default 0.9) or rmsprop (default 0)")
     train.add_argument("--weight-decay", type=float,
                        help="L2 weight decay on kernels (decoupled for adamw, default 0.01 there; 0 otherwise)")
-    train.add_argument("--schedule", default="constant",
+    train.add_argument("--schedule",
                        help="learning-rate schedule KIND[:name=value,...]: constant, step:step_size=10,gamma=0.1, "
                             "cosine:min_lr=0, plateau:patience=3,factor=0.1 (default constant)")
-    train.add_argument("--warmup", type=int, default=0, help="batches of linear learning-rate warmup (default 0)")
-    train.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and dropout (default 0)")
+    train.add_argument("--warmup", type=int, help="batches of linear learning-rate warmup (default 0)")
+    train.add_argument("--seed", type=int, help="seed for weights, shuffling and dropout (default 0)")
     train.add_argument("--val-split", type=float,
                        help="fraction held out for validation (default: the dataset's own validation part)")
-    train.add_argument("--augment", default="", help="augmentation, e.g. flip,shift=4,rotate=12,noise=0.1")
+    train.add_argument("--augment", help="augmentation, e.g. flip,shift=4,rotate=12,noise=0.1")
     train.add_argument("--clip-norm", type=float, help="clip the global gradient norm to this value")
     train.add_argument("--early-stopping", type=int, metavar="PATIENCE",
                        help="stop after this many epochs without a better validation loss; keep the best weights")
@@ -385,8 +408,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="save --out every N epochs (default 1; 0: only at the end)")
     train.add_argument("--resume", metavar="MODEL.h5",
                        help="continue training a model file for --epochs more epochs, with the data, optimizer, "
-                            "schedule, batch size and seed it was trained with (a design starts from new weights); "
-                            "saves back into that file unless --out names another")
+                            "schedule, batch size and seed it was trained with (only --epochs, --out and "
+                            "--checkpoint-every may be given; a design starts from new weights); saves back into "
+                            "that file unless --out names another")
     train.set_defaults(func=cmd_train, epochs_done=0)
     evaluate = sub.add_parser("eval", help="loss, accuracy and confusion matrix of a model on a dataset")
     evaluate.add_argument("model", help="a trained model file (.h5)")
@@ -410,14 +434,18 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, help="threads for both engines (default: numba's, all cores)")
     bench.add_argument("--profile", action="store_true", help="also time each block's forward and backward")
     bench.set_defaults(func=cmd_bench)
+    info = sub.add_parser("info", help="list layer kinds and templates, or describe a model file")
+    info.add_argument("model", nargs="?", help="a model file (.h5): its graph, parameters, history and file layout; "
+                                               "or a graph JSON file: its graph")
+    info.set_defaults(func=cmd_info)
     return p
 
 
 def _gui_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="convdesigner", description="Open the designer window "
-                                "(commands: train, eval, predict, export, bench, info; see convdesigner COMMAND -h).")
+                                "(commands: train, eval, predict, bench, info; see convdesigner COMMAND -h).")
     p.add_argument("--version", action="version", version=f"ConvDesigner {__version__}")
-    p.add_argument("model", nargs="?", help="a model file (.h5) to open")
+    p.add_argument("model", nargs="?", help="a model file (.h5) or graph JSON file to open")
     p.add_argument("--template", help=f"open a template instead: {', '.join(TEMPLATES)}")
     p.add_argument("--screenshot", metavar="PNG", help="render the window offscreen to this PNG and exit")
     return p
@@ -426,12 +454,15 @@ def _gui_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     commands = _parser()
-    known = set(commands._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    known = list(commands._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     try:
         if argv and argv[0] in known:
             args = commands.parse_args(argv)
             return args.func(args)
         args = _gui_parser().parse_args(argv)
+        if args.model and not Path(args.model).exists():
+            raise CommandError(f"unknown command or file '{args.model}'; commands are {', '.join(known)} (or give a "
+                               f"model file to open)")
         from .gui.app import run_app
         return run_app(model=args.model, template=args.template, screenshot=args.screenshot)
     except CommandError as e:

@@ -1,4 +1,6 @@
 """`convdesigner train` and `convdesigner bench` run in-process on a few hundred images."""
+import os
+
 import numpy as np
 import pytest
 
@@ -48,8 +50,15 @@ def test_template_is_adapted_to_the_data(tmp_path, capsys):
     (["--optimizer", "adam", "--momentum", "0.9"], "adam has no setting momentum"),
     (["--data", "no/such/dir"], "no/such/dir: no such file or folder"),
     (["--augment", "blur"], "unknown augmentation 'blur'"),
-    (["--batch-size", "0"], "batch size must be at least 1"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, not 0"),
     (["--epochs", "0"], "--epochs must be at least 1, not 0"),
+    (["--seed", "-1"], "--seed must be 0 or more, not -1"),
+    (["--lr", "0"], "--lr must be above 0, not 0.0"),
+    (["--lr", "-0.1"], "--lr must be above 0, not -0.1"),
+    (["--val-split", "1"], "--val-split must be at least 0 and below 1, not 1.0"),
+    (["--val-split", "-0.1"], "--val-split must be at least 0 and below 1, not -0.1"),
+    (["--warmup", "-2"], "--warmup must be 0 or more, not -2"),
+    (["--limit", "0"], "--limit must be at least 1, not 0"),
 ])
 def test_bad_options_give_a_message_not_a_traceback(args, message, capsys):
     argv = ["train", "--template", "lenet5", "--epochs", "1", "--limit", "64"]
@@ -79,6 +88,7 @@ def test_bench_quick_without_torch(capsys):
 @pytest.mark.parametrize("args,message", [
     (["--templates", "lenet5,vgg99"], "unknown template vgg99"),
     (["--batch-sizes", "64,big"], "--batch-sizes takes whole numbers"),
+    (["--batch-sizes", "16,0"], "--batch-sizes must each be at least 1, not 0"),
     (["--threads", "999"], "threads must be between 1 and"),
 ])
 def test_bench_bad_options(args, message, capsys):
@@ -97,3 +107,39 @@ def test_bench_runs_the_same_network_on_pytorch(template):
     net = compile(graph, seed=2)
     twin = bench.TorchTwin(torch, graph, net)
     assert twin.check(net) < 1e-4
+
+
+def test_out_that_is_a_folder_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "runs").mkdir()
+    assert train("--out", str(tmp_path / "runs")) == 2
+    err = capsys.readouterr().err
+    assert f"cannot save to {tmp_path / 'runs'}: it is a folder" in err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["runs"]  # nothing trained, no stray best file
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write to any folder")
+def test_out_in_a_read_only_folder_is_refused_before_training(tmp_path, capsys):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        assert train("--out", str(folder / "m.h5")) == 2
+        assert f"the folder {folder} is not writable" in capsys.readouterr().err
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o700)
+
+
+def test_limit_is_taken_before_pictures_are_resized(tmp_path, capsys, monkeypatch):
+    """A full-size template on MNIST converts only the --limit images, not the whole source."""
+    from convdesigner.data import load as load_module
+    resized = []
+    real = load_module.resize
+
+    def counting(images, size):
+        resized.append(len(images))
+        return real(images, size)
+    monkeypatch.setattr(load_module, "resize", counting)
+    train_part, val_part = load_module.load_dataset("mnist-sample", input_shape=(3, 32, 32), limit=5)
+    assert resized == [5, 5] and train_part.images.shape == (5, 3, 32, 32) and len(val_part) == 5
+    assert train_part.meta["split"] == "5 train / 5 validation"

@@ -48,9 +48,9 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def subset(self, index: np.ndarray, name: str | None = None) -> Dataset:
+    def subset(self, index: np.ndarray) -> Dataset:
         return Dataset(self.images[index], self.labels[index], self.class_names, self.mean, self.std,
-                       name or self.name, copy.deepcopy(self.meta))
+                       self.name, copy.deepcopy(self.meta))
 
     def normalise(self, images: np.ndarray) -> np.ndarray:
         """float32 network input from stored images: scaled to [0, 1] if uint8, then (x − mean) / std per channel."""

@@ -22,6 +22,8 @@ def load_image(path, input_shape=None, description: dict | None = None, invert: 
     if len(shape) != 3 or shape[0] not in (1, 3):
         raise DatasetError(f"{path}: need an input shape C×H×W with C 1 or 3 to prepare a picture, got {shape or None}")
     path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a folder, not a picture; give picture files")
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     channels = int(shape[0])

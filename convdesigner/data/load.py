@@ -16,18 +16,21 @@ BUILTIN = ("mnist-sample", "shapes")
 DEFAULT_VAL_SPLIT = 0.1
 
 
-def load_dataset(spec, input_shape=None, val_split: float | None = None,
-                 seed: int = 0) -> tuple[Dataset, Dataset | None]:
+def load_dataset(spec, input_shape=None, val_split: float | None = None, seed: int = 0,
+                 limit: int | None = None) -> tuple[Dataset, Dataset | None]:
     """(train, val) from "mnist-sample", "shapes", a file or folder path, or a pair of IDX (images, labels) paths.
 
     ``input_shape`` (C, H, W) resizes and converts channels to match a network's Input. ``val_split`` None keeps
     the source's own validation part (MNIST sample 2,000, shapes 1,000, IDX t10k files, CIFAR test_batch, an image
     folder's val/ or test/) and otherwise holds out a seeded 10 %; a number pools everything and holds out that
-    fraction at random (seeded); 0 gives no validation part. Mean/std per channel are measured on the train part
-    and recorded on both parts."""
+    fraction at random (seeded); 0 gives no validation part. ``limit`` keeps the first N images of each part, taken
+    before any resizing so a quick run never converts the whole source. Mean/std per channel are measured on the
+    train part and recorded on both parts."""
     shape = _check_shape(input_shape)
     if val_split is not None and not 0 <= val_split < 1:
         raise DatasetError(f"validation split must be at least 0 and below 1, not {val_split}")
+    if limit is not None and limit < 1:
+        raise DatasetError(f"the image limit must be at least 1, not {limit}")
     train, val = _read(spec, shape)
     where = train.meta.get("source", train.name)
     if len(train) == 0:
@@ -35,14 +38,17 @@ def load_dataset(spec, input_shape=None, val_split: float | None = None,
     top = max(int(part.labels.max(initial=0)) for part in (train, val) if part is not None)
     if top >= train.num_classes:
         raise DatasetError(f"{where}: label {top} but only {train.num_classes} class names")
-    notes = train.meta.setdefault("notes", [])
-    if shape is not None:
-        conformed = [_conform(part, shape, notes) for part in (train, val) if part is not None]
-        train, val = conformed[0], (conformed[1] if val is not None else None)
+    train.meta.setdefault("notes", [])
     if val is None and val_split is None:
         val_split = DEFAULT_VAL_SPLIT
     if val_split is not None:
         train, val = _split(train, val, val_split, seed)
+    parts = [train] if val is None else [train, val]
+    if limit is not None:
+        parts = [part.subset(slice(None, limit)) for part in parts]
+    if shape is not None:
+        parts = [_conform(part, shape, parts[0].meta["notes"]) for part in parts]
+    train, val = parts[0], (parts[1] if len(parts) > 1 else None)
     train.mean, train.std = channel_stats(train.images)
     train.meta["split"] = f"{len(train)} train / {len(val) if val is not None else 0} validation"
     if val is not None:

@@ -136,7 +136,7 @@ class Warmup(Schedule):
     def __init__(self, after: Schedule, steps: int) -> None:
         super().__init__(after.base_lr)
         if int(steps) != steps or steps < 1:
-            raise ValueError(f"warmup steps must be a whole number ≥ 1, not {steps}")
+            raise ValueError(f"warmup must be a whole number of batches, 0 (none) or more, not {steps}")
         self.after, self.steps = after, int(steps)
 
     def lr(self, epoch: int, batch: int = 0, batches: int = 1) -> float:

@@ -6,19 +6,31 @@ import sys
 from pathlib import Path
 
 SCREENSHOT_SIZE = (1440, 1000)
+# Qt's offscreen platform warns about this on every top-level window; it says nothing about the screenshot.
+_OFFSCREEN_NOISE = "This plugin does not support propagateSizeHints()"
+
+
+def no_display() -> bool:
+    """On Linux, no X11 or Wayland display and no platform chosen: creating the application would abort."""
+    return sys.platform.startswith("linux") and not any(
+        os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
 def run_app(model: str | None = None, template: str | None = None, screenshot: str | None = None) -> int:
     """Open the main window and run the event loop; with ``screenshot`` render it offscreen to a PNG and return."""
     if screenshot:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    from PySide6.QtCore import QCoreApplication
+    elif no_display():
+        print("convdesigner: no display to open the window on; use a command (convdesigner -h) or --screenshot FILE",
+              file=sys.stderr)
+        return 2
+    from PySide6.QtCore import QCoreApplication, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
     from ..graph import TEMPLATES
+    from ..io.design import read_design
     from ..io.h5model import ModelFileError
     from .canvas.scene import DesignScene
-    from .document import read_design
     from .main_window import MainWindow
 
     if template is not None and template not in TEMPLATES:
@@ -36,23 +48,35 @@ def run_app(model: str | None = None, template: str | None = None, screenshot: s
     if not QCoreApplication.organizationName():
         QCoreApplication.setOrganizationName("ConvDesigner")
         QCoreApplication.setApplicationName("ConvDesigner")
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.aboutToQuit.connect(DesignScene.release_clipboard)
-    window = MainWindow()
-    if screenshot:
-        window.resize(*SCREENSHOT_SIZE)
-    window.show()
-    app.processEvents()  # the canvas has its final size before the design is framed in it
-    if design is not None:
-        window.show_design(design, Path(model))
-    else:
-        window.open_template(template or "lenet5")
-    if problem:
-        window.show_error("Cannot open file", problem)
-    if not screenshot:
-        return app.exec()
-    app.processEvents()
-    if not window.grab().save(screenshot):
+    previous = qInstallMessageHandler(_quiet_offscreen) if screenshot else None
+    try:
+        app = QApplication.instance() or QApplication(sys.argv[:1])
+        app.aboutToQuit.connect(DesignScene.release_clipboard)
+        window = MainWindow()
+        if screenshot:
+            window.resize(*SCREENSHOT_SIZE)
+        window.show()
+        app.processEvents()  # the canvas has its final size before the design is framed in it
+        if design is not None:
+            window.show_design(design, Path(model))
+        else:
+            window.open_template(template or "lenet5")
+        if problem:
+            window.show_error("Cannot open file", problem)
+        if not screenshot:
+            return app.exec()
+        app.processEvents()
+        saved = window.grab().save(screenshot)
+    finally:
+        if screenshot:
+            qInstallMessageHandler(previous)
+    if not saved:
         print(f"convdesigner: could not write the screenshot to '{screenshot}'", file=sys.stderr)
         return 1
     return 0
+
+
+def _quiet_offscreen(kind, context, message: str) -> None:
+    """Qt's messages as its default handler writes them, less the offscreen platform's propagateSizeHints warning."""
+    if _OFFSCREEN_NOISE not in message:
+        print(message, file=sys.stderr)

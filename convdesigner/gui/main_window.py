@@ -15,12 +15,12 @@ from ..data.builtin import mnist_sample
 from ..data.dataset import DatasetError
 from ..graph import TEMPLATES, Graph, build
 from ..graph.layers import fmt
+from ..io.design import read_design, weights_mismatch, write_design
 from ..io.h5model import ModelFile, ModelFileError
 from . import style
 from .canvas.block_item import HEIGHT
 from .canvas.scene import DesignScene, layout_positions
 from .canvas.view import CanvasView
-from .document import read_design, weights_mismatch, write_design
 from .inspector import Inspector
 from .palette import Palette
 from .problems import ProblemsList
@@ -285,7 +285,7 @@ class MainWindow(QMainWindow):
         if not self.maybe_save():
             return
         graph = Graph()
-        graph.add("Input", "input", {"channels": 1, "height": 28, "width": 28}, (0.0, 0.0))
+        graph.add("Input", "input")  # the catalogue's default: 1×28×28, the built-in MNIST sample
         self.set_graph(graph, "Untitled")
 
     def open_template(self, key: str) -> bool:

@@ -9,14 +9,17 @@ from .h5model import save_model
 
 
 def best_path(path: str | Path) -> Path:
-    """Where the best epoch of a run saved to ``path`` goes: ``model.h5`` → ``model.best.h5``."""
+    """Where the best epoch of a run saved to ``path`` goes: ``model.h5`` → ``model.best.h5``; a best-epoch file
+    continued in place (``model.best.h5``) is its own."""
     path = Path(path)
-    return path.with_name(f"{path.stem if path.suffix == '.h5' else path.name}.best.h5")
+    stem = path.stem if path.suffix == ".h5" else path.name
+    return path.with_name(f"{stem.removesuffix('.best')}.best.h5")
 
 
 class Checkpoints:
     """A trainer callback: once attached, ``on_epoch_end`` saves the run to ``path`` every ``every`` epochs (0: only
-    when asked) and to :func:`best_path` whenever the monitored loss (validation, else training) is the lowest yet.
+    when asked) and to :func:`best_path` whenever the monitored loss (validation, else training) is the lowest yet
+    (``best_path`` None: ``path`` is itself a best-epoch file, continued in place, and no other is kept).
 
     ``settings`` (plain values) are stored in the trainer state, so a resumed run can rebuild the same setup.
     """
@@ -24,7 +27,8 @@ class Checkpoints:
     def __init__(self, path: str | Path, dataset: dict | None, every: int = 1, settings: dict | None = None) -> None:
         if every < 0:
             raise ValueError(f"checkpoints every {every} epochs: give 0 (only at the end) or more")
-        self.path, self.best_path, self.every = Path(path), best_path(path), every
+        self.path, self.every = Path(path), every
+        self.best_path = best_path(path) if best_path(path) != self.path else None
         self.dataset, self.settings = dataset, settings or {}
         self.trainer = None
         self.best_loss = math.inf
@@ -44,7 +48,8 @@ class Checkpoints:
         loss = _monitored(row)
         if loss < self.best_loss:
             self.best_loss = loss
-            self.save(self.best_path)
+            if self.best_path is not None:
+                self.save(self.best_path)
         if self.every and row["epoch"] % self.every == 0:
             self.save()
 

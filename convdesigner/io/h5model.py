@@ -11,6 +11,7 @@ import math
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,18 +98,24 @@ def save_model(path: str | os.PathLike, graph: Graph, weights: Weights | None = 
     if history is None and trainer is not None:
         history = trainer.get("history")
     try:
-        arrays = _checked_arrays(graph, weights, optimizer)
+        arrays = checked_arrays(graph, weights, optimizer)
         texts = {key: _to_json(key, value) for key, value in
                  (("graph", graph.to_dict()), ("dataset", dataset), ("history", history), ("trainer", trainer))
                  if value is not None}
         optimizer_attrs = _optimizer_attrs(optimizer) if optimizer is not None else None
     except (GraphError, TypeError, ValueError) as e:
         raise ModelFileError(path, f"cannot be saved: {e}") from None
+    write_atomically(path, lambda tmp: _write_file(tmp, texts, arrays, graph, weights is not None, optimizer_attrs))
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """Have ``write`` create a new temporary file beside ``path``, make it durable (fsync) and put it in place of
+    ``path`` (keeping its permissions, through a link to the file it points to); a failure or a kill part way
+    leaves the previous file as it was and no temporary file behind. Failures raise ModelFileError."""
     target = Path(os.path.realpath(path))
     tmp = target.with_name(f"{target.name}.tmp-{secrets.token_hex(4)}")
     try:
-        with h5py.File(tmp, "x") as f:  # "x": never overwrite, even a stray file of the same name
-            _write(f, texts, arrays, graph, weights is not None, optimizer_attrs)
+        write(tmp)
         _fsync(tmp)
         if target.exists():
             os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
@@ -123,8 +130,15 @@ def save_model(path: str | os.PathLike, graph: Graph, weights: Weights | None = 
         raise ModelFileError(path, f"could not be saved ({reason}); the previous file, if any, is unchanged") from None
 
 
-def _checked_arrays(graph: Graph, weights: Weights | None, optimizer: dict | None) -> dict[str, np.ndarray]:
-    """The arrays to write by their path in the file, after checking them against the catalogue."""
+def _write_file(tmp: Path, texts: dict[str, str], arrays: dict[str, np.ndarray], graph: Graph, has_weights: bool,
+                optimizer_attrs: dict | None) -> None:
+    with h5py.File(tmp, "x") as f:  # "x": never overwrite, even a stray file of the same name
+        _write(f, texts, arrays, graph, has_weights, optimizer_attrs)
+
+
+def checked_arrays(graph: Graph, weights: Weights | None, optimizer: dict | None = None) -> dict[str, np.ndarray]:
+    """The arrays to write by their path in the file, after checking them against the catalogue; a ValueError
+    (GraphError for a graph with errors) says what does not fit."""
     if weights is None:
         if optimizer is not None:
             raise ValueError("optimizer state without weights")

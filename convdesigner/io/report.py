@@ -7,13 +7,18 @@ import os
 import numpy as np
 
 from ..graph.layers import fmt
+from .design import is_graph_json
 from .h5model import ModelFile, file_layout
 
 
 def model_report(path: str | os.PathLike, model: ModelFile) -> str:
-    """Graph summary, parameter count, data, optimizer, training history and the file's layout."""
+    """Graph summary, parameter count, data, optimizer, training history and the file's layout (a graph JSON file:
+    the graph summary only)."""
     graph, info = model.graph, model.graph.infer()
-    lines = [f"Model file {path} (written by ConvDesigner {model.app_version})", "", "Graph:",
+    json_file = is_graph_json(path)
+    title = f"Graph JSON file {path}" if json_file else \
+        f"Model file {path} (written by ConvDesigner {model.app_version})"
+    lines = [title, "", "Graph:",
              f"  {'block':<24} {'kind':<20} {'output':>14} {'parameters':>12}"]
     order = graph.topological_order()
     for node_id in order + sorted(set(graph.nodes) - set(order)):
@@ -23,6 +28,8 @@ def model_report(path: str | os.PathLike, model: ModelFile) -> str:
     lines.append(f"  {len(graph.nodes)} blocks, {info.total_params:,} parameters, "
                  f"{info.total_macs / 1e6:,.1f} M multiply-adds per image")
     lines += [f"  {p.severity}: {p.message}" for p in info.problems]
+    if json_file:
+        return "\n".join(lines)
     lines.append("")
     lines.append("Weights: " + ("none (a design, not trained yet)" if model.weights is None else
                                 f"{sum(a.size for b in model.weights.values() for a in b.values()):,} values "

@@ -134,3 +134,78 @@ def test_a_damaged_file_is_reported_by_every_command(tmp_path, capsys):
                  ["train", "--resume", str(bad)]):
         assert cli.main(argv) == 2
         assert f"model file '{bad}'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given, message", [
+    (["--lr", "0.5"], "--lr cannot be changed when resuming (the run was trained with 0.001); resume with the same "
+                      "settings, or start a new run with --template"),
+    (["--optimizer", "sgd", "--seed", "4"], "--seed, --optimizer cannot be changed when resuming (the run was "
+                                            "trained with --seed 0, --optimizer adam)"),
+    (["--template", "seed-cnn"], "--template cannot be changed when resuming (the run was trained with lenet5)"),
+    (["--data", "shapes"], "--data cannot be changed when resuming"),
+])
+def test_resume_refuses_changed_run_settings(trained, tmp_path, given, message, capsys):
+    out = tmp_path / "resumed.h5"
+    assert cli.main(["train", "--resume", str(trained / "two.h5"), "--epochs", "1", "--out", str(out), *given]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_resume_names_the_template_and_keeps_the_best_file_name(trained, tmp_path, capsys):
+    best = tmp_path / "m.best.h5"
+    best.write_bytes((trained / "two.best.h5").read_bytes())
+    epoch = load_model(best).trainer["epoch"]
+    assert cli.main(["train", "--resume", str(best), "--epochs", "1", "--batch-size", "32"]) == 0
+    out = capsys.readouterr().out
+    assert f"Training lenet5 from {best} after epoch {epoch} (61,706 weights) on mnist-sample" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.best.h5"]  # no m.best.best.h5
+    assert load_model(best).trainer["epoch"] == epoch + 1
+    assert cli.main(["train", "--resume", str(best), "--epochs", "1", "--out", str(tmp_path / "n.h5")]) == 0
+    assert (tmp_path / "n.best.h5").exists()
+
+
+def test_eval_refuses_data_with_other_classes(trained, capsys):
+    assert cli.main(["eval", str(trained / "two.h5"), "--data", "shapes"]) == 2
+    err = capsys.readouterr().err
+    assert "the model knows classes 0, 1, ... 9 but 'shapes' has circle, ring, ..." in err
+
+
+def test_eval_of_a_run_without_validation_part_names_the_split(tmp_path, capsys):
+    path = tmp_path / "all.h5"
+    assert train("--template", "lenet5", "--epochs", "1", "--limit", "64", "--val-split", "0", "--out", str(path)) == 0
+    capsys.readouterr()
+    assert cli.main(["eval", str(path)]) == 2
+    assert "was trained with --val-split 0, so its data have no validation part; use --part train or --part all" \
+        in capsys.readouterr().err
+    assert cli.main(["eval", str(path), "--part", "train"]) == 0
+    assert f"{path} on mnist-sample (train, 10,000 images): loss " in capsys.readouterr().out
+
+
+def test_predict_on_a_folder_says_so(trained, tmp_path, capsys):
+    assert cli.main(["predict", str(trained / "two.h5"), str(tmp_path)]) == 2
+    assert f"{tmp_path}: is a folder, not a picture" in capsys.readouterr().err
+
+
+def test_info_describes_a_graph_json_file(tmp_path, capsys):
+    from convdesigner.io.design import write_design
+    write_design(tmp_path / "design.json", build("lenet5"))
+    assert cli.main(["info", str(tmp_path / "design.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Graph JSON file {tmp_path / 'design.json'}")
+    assert "fc1                      Dense                           120       48,120" in out
+    assert "14 blocks, 61,706 parameters" in out and "File layout" not in out
+
+
+def test_resume_refuses_a_damaged_setting_and_keeps_equal_ones(trained, tmp_path, capsys):
+    """io.resume checks what a file records; giving the recorded value again is not a change."""
+    from convdesigner.io.resume import saved_run
+    run = saved_run(trained / "two.h5")
+    assert run.epochs_done == 2 and run.settings["lr"] == 0.001 and run.settings["template"] == "lenet5"
+    model = load_model(trained / "two.h5")
+    model.trainer["settings"]["seed"] = "zero"
+    save_model(tmp_path / "bad.h5", model.graph, model.weights, model.optimizer, model.trainer, model.history,
+               model.dataset)
+    assert cli.main(["train", "--resume", str(tmp_path / "bad.h5")]) == 2
+    assert "its training setting seed='zero' is not valid" in capsys.readouterr().err
+    assert train("--resume", str(trained / "two.h5"), "--epochs", "1", "--lr", "0.001", "--seed", "0",
+                 "--out", str(tmp_path / "same.h5")) == 0

@@ -135,3 +135,5 @@ def test_the_best_epoch_is_kept_beside_the_run(tmp_path):
 def test_best_path_names():
     assert best_path("runs/model.h5").as_posix() == "runs/model.best.h5"
     assert best_path("model").as_posix() == "model.best.h5"
+    assert best_path("runs/model.best.h5").as_posix() == "runs/model.best.h5"  # not model.best.best.h5
+    assert Checkpoints("runs/model.best.h5", None).best_path is None  # continued in place: no second best file

@@ -1,0 +1,39 @@
+"""`convdesigner` without a command: a mistyped command, a missing file or no display is a message, never a Qt abort."""
+import pytest
+
+from convdesigner import cli
+
+
+@pytest.mark.parametrize("argv", [["export"], ["nonexistcmd"], ["missing.h5"], ["--template", "lenet5", "gone.json"]])
+def test_unknown_command_or_missing_file(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    name = argv[-1]
+    assert capsys.readouterr().err == (f"convdesigner: unknown command or file '{name}'; commands are train, eval, "
+                                       f"predict, bench, info (or give a model file to open)\n")
+
+
+def test_no_display_is_a_message(monkeypatch, capsys):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert cli.main(["--template", "lenet5"]) == 2
+    assert capsys.readouterr().err == ("convdesigner: no display to open the window on; use a command "
+                                       "(convdesigner -h) or --screenshot FILE\n")
+
+
+def test_help_does_not_offer_export(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["-h"])
+    with pytest.raises(SystemExit):
+        cli.main(["info", "-h"])
+    assert "export" not in capsys.readouterr().out and "export" not in (cli.__doc__ or "")
+
+
+def test_screenshot_is_quiet(tmp_path, capfd, monkeypatch):
+    """The offscreen platform's propagateSizeHints warning is dropped; the PNG is written."""
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    png = tmp_path / "window.png"
+    assert cli.main(["--template", "lenet5", "--screenshot", str(png)]) == 0
+    assert png.stat().st_size > 10_000
+    assert "propagateSizeHints" not in capfd.readouterr().err
