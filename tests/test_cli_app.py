@@ -37,3 +37,16 @@ def test_screenshot_is_quiet(tmp_path, capfd, monkeypatch):
     assert cli.main(["--template", "lenet5", "--screenshot", str(png)]) == 0
     assert png.stat().st_size > 10_000
     assert "propagateSizeHints" not in capfd.readouterr().err
+
+
+def test_missing_x11_library_is_named_before_qt_starts(monkeypatch, capsys):
+    def cannot_load(path):
+        raise OSError("libxcb-icccm.so.4: cannot open shared object file: No such file or directory")
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.setattr("ctypes.CDLL", cannot_load)
+    assert cli.main(["--template", "lenet5"]) == 2
+    err = capsys.readouterr().err
+    assert "the system library libxcb-icccm.so.4 is missing" in err and "sudo apt install libxcb-cursor0" in err

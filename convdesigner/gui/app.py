@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +17,30 @@ def no_display() -> bool:
         os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
+def missing_x11_library() -> str | None:
+    """Qt's X11 plugin needs system libraries (libxcb-cursor, libxcb-icccm...) that many Linux systems lack, and Qt
+    aborts the process without them; load the plugin first to name what is missing. None where it loads."""
+    import ctypes
+    from pathlib import Path
+
+    import PySide6
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    uses_x11 = platform.startswith("xcb") or (not platform and os.environ.get("DISPLAY")
+                                              and not os.environ.get("WAYLAND_DISPLAY"))
+    plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+    if not (sys.platform.startswith("linux") and uses_x11 and plugin.is_file()):
+        return None
+    try:
+        ctypes.CDLL(str(plugin))
+    except OSError as e:
+        named = re.search(r"([\w.+-]+\.so[\w.]*): cannot open shared object file", str(e))
+        missing = named.group(1) if named else f"({e})"
+        return (f"the window cannot open on X11: the system library {missing} is missing; install Qt's X11 "
+                f"libraries (Debian/Ubuntu: sudo apt install libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 "
+                f"libxcb-image0 libxcb-render-util0 libxkbcommon-x11-0) and start again")
+    return None
+
+
 def run_app(model: str | None = None, template: str | None = None, screenshot: str | None = None) -> int:
     """Open the main window and run the event loop; with ``screenshot`` render it offscreen to a PNG and return."""
     if screenshot:
@@ -23,6 +48,9 @@ def run_app(model: str | None = None, template: str | None = None, screenshot: s
     elif no_display():
         print("convdesigner: no display to open the window on; use a command (convdesigner -h) or --screenshot FILE",
               file=sys.stderr)
+        return 2
+    elif problem := missing_x11_library():
+        print(f"convdesigner: {problem}", file=sys.stderr)
         return 2
     from PySide6.QtCore import QCoreApplication, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication

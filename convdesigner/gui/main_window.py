@@ -72,8 +72,9 @@ class MainWindow(QMainWindow):
         self.stack.cleanChanged.connect(self._clean_changed)
         self.restoreGeometry(self.settings.value("window/geometry", b""))
         self.restoreState(self.settings.value("window/state", b""))
-        if self.settings.value("window/geometry") is None:
-            self.resize(1440, 920)
+        if self.settings.value("window/geometry") is None:  # first start: 1440×920, or 90 % of a smaller screen
+            screen = self.screen().availableGeometry()
+            self.resize(min(1440, int(screen.width() * 0.9)), min(920, int(screen.height() * 0.9)))
         self.set_graph(Graph(), "Untitled")
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -317,8 +318,9 @@ class MainWindow(QMainWindow):
         self.set_graph(model.graph, path.name, path, model if model.weights is not None else None)
         self._remember(path)
         if model.weights is not None:
+            epochs = len(model.history or [])
             self.statusBar().showMessage(f"Opened {path.name} with trained weights"
-                                         + (f" ({len(model.history)} epochs)" if model.history else ""), 8000)
+                                         + (f" ({epochs} epoch{'s' * (epochs != 1)})" if epochs else ""), 8000)
 
     def save(self) -> bool:
         if self.path is None:
