@@ -1,10 +1,13 @@
 """A graph compiled into a runnable plan: layers in topological order, their weights, and cached buffers.
 
 Gradients flow backwards along the plan; a block feeding several consumers gets the sum of their gradients, and no
-gradient is computed where nothing upstream learns (the input image, unless asked for).
+gradient is computed where nothing upstream learns (the input image, unless asked for).  A ReLU whose only input is
+a Conv2D feeding nothing else is fused into it (one pass over the output instead of three, forward and backward),
+except while ``keep_activations`` asks for every block's own output.
 """
 from __future__ import annotations
 
+from collections import Counter
 from functools import lru_cache
 
 import numpy as np
@@ -61,6 +64,8 @@ class Network:
         self.output_shape = self.head.output_shape
         self.loss_kind = self.head.kind
         self._needs = {flag: self._gradient_needs(flag) for flag in (False, True)}
+        self._fusions = self._relu_fusions()
+        self._fused = False
         self._accumulators: dict[tuple, np.ndarray] = {}
         self._outputs: list[np.ndarray | None] = [None] * len(self.layers)
         self._loss_grad: np.ndarray | None = None
@@ -83,11 +88,23 @@ class Network:
             needs.append((need, any(need) or bool(layer.weights)))
         return needs
 
+    def _relu_fusions(self) -> dict[int, int]:
+        """{ReLU step: Conv2D step} for each ReLU whose input is a Conv2D that feeds nothing else."""
+        consumers = Counter(j for sources in self._sources for j in sources)
+        return {i: sources[0] for i, (layer, sources) in enumerate(zip(self.layers, self._sources, strict=True))
+                if layer.kind == "ReLU" and self.layers[sources[0]].kind == "Conv2D" and consumers[sources[0]] == 1}
+
     # ------------------------------------------------------------------------------------------- running
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """The values fed into the head (logits for SoftmaxCrossEntropy), shape (N, *output_shape)."""
         outs = self._outputs
+        self._fused = not self.keep_activations
+        for conv in self._fusions.values():
+            self.layers[conv].fused_relu = self._fused
         for i, (layer, sources) in enumerate(zip(self.layers, self._sources, strict=True)):
+            if self._fused and i in self._fusions:
+                outs[i] = outs[sources[0]]  # the conv already applied this ReLU
+                continue
             outs[i] = layer.forward([outs[j] for j in sources] if sources else [x], training)
         self._loss_grad = None
         if self.keep_activations:
@@ -127,6 +144,9 @@ class Network:
                     p.grad[...] = 0.0  # a dangling block does not affect the loss
                 continue
             if not runs:
+                continue
+            if self._fused and i in self._fusions:
+                grads[self._fusions[i]] = dy  # the conv's backward applies this ReLU's gradient
                 continue
             for j, dx in zip(self._sources[i], layer.backward(dy, need), strict=True):
                 if dx is not None:

@@ -200,6 +200,23 @@ def test_maxpool_forward_and_argmax(k, stride, pad, ceil_mode):
     np.testing.assert_array_equal(np.take_along_axis(planes, arg.reshape(2, 3, -1), 2), y.reshape(2, 3, -1))
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (1, 2, 4, 4)])
+def test_maxpool_backward_of_tiling_2x2_windows_matches_scattered_adds_bit_for_bit(shape):
+    """The unrolled kernel for 2×2 windows that tile the input writes what zeroing and scattering would."""
+    rng = np.random.default_rng(11)
+    x = rand(rng, *shape)
+    x[0, 0, :2, :2] = 0.0  # a tie: the first cell wins
+    y, arg = maxpool2d_forward(x, 2, 2, 0, shape[2] // 2, shape[3] // 2)
+    dy = rand(rng, *y.shape)
+    dy[0, 0, 0, 0] = -0.0
+    expected = np.zeros(shape, np.float32).reshape(shape[0], shape[1], -1)
+    for n in range(shape[0]):
+        for c in range(shape[1]):
+            np.add.at(expected[n, c], arg[n, c].ravel(), dy[n, c].ravel())
+    dx = maxpool2d_backward(dy, arg, 2, 2, 0, shape[2], shape[3])
+    np.testing.assert_array_equal(dx.reshape(expected.shape).view(np.int32), expected.view(np.int32))
+
+
 @pytest.mark.parametrize("k,stride,pad,ceil_mode", POOLS)
 def test_maxpool_backward_routes_to_argmax(k, stride, pad, ceil_mode):
     rng = np.random.default_rng(7)
@@ -207,7 +224,7 @@ def test_maxpool_backward_routes_to_argmax(k, stride, pad, ceil_mode):
     oh, ow = pool_output(6, k, stride, pad, ceil_mode), pool_output(7, k, stride, pad, ceil_mode)
     y, arg = maxpool2d_forward(x, k, stride, pad, oh, ow)
     dy = rand(rng, *y.shape)
-    dx = maxpool2d_backward(dy, arg, 6, 7)
+    dx = maxpool2d_backward(dy, arg, k, stride, pad, 6, 7)
     expected = np.zeros((2, 2, 42))
     for n in range(2):
         for c in range(2):

@@ -237,3 +237,47 @@ def test_a_dangling_branch_gets_zero_gradients():
     net.loss(np.array([0, 1]))
     net.backward()
     np.testing.assert_array_equal(p.grad, 0)
+
+
+def fused_graph():
+    """A grouped conv (direct kernels) and an ungrouped one (im2col) each feeding only a ReLU, so both are fused; a
+    third conv feeds a ReLU and a branch, so its ReLU stays a block of its own."""
+    g = Graph()
+    ids = {}
+
+    def add(kind, name, inputs=(), **params):
+        ids[name] = g.add(kind, name, params).id
+        for src in inputs:
+            g.connect(ids[src], ids[name])
+
+    add("Input", "input", channels=2, height=6, width=6)
+    add("Conv2D", "grouped", ["input"], filters=4, groups=2, padding="same")
+    add("ReLU", "relu1", ["grouped"])
+    add("Conv2D", "conv", ["relu1"], filters=3, padding="same")
+    add("ReLU", "relu2", ["conv"])
+    add("MaxPool2D", "pool", ["relu2"], pool_size=2)
+    add("Conv2D", "shared", ["pool"], filters=3, padding="same")
+    add("ReLU", "relu3", ["shared"])
+    add("Add", "sum", ["relu3", "shared"])
+    add("Flatten", "flat", ["sum"])
+    add("Dense", "fc", ["flat"], units=4)
+    add("SoftmaxCrossEntropy", "loss", ["fc"])
+    return g
+
+
+def test_conv_relu_fusion_gives_the_unfused_results_bit_for_bit():
+    """The network computes a ReLU inside the Conv2D before it unless keep_activations asks for the conv's own
+    (negative-valued) output; either way every number is the same."""
+    results = []
+    for keep in (False, True):
+        net = compile(fused_graph(), seed=5)
+        net.keep_activations = keep
+        x = images(net, 3)
+        y = net.forward(x, training=True)
+        net.loss(np.array([0, 3, 1]))
+        dx = net.backward()
+        results.append([y, dx] + [p.grad.copy() for p in net.parameters()])
+    assert {net.layers[conv].name for conv in net._fusions.values()} == {"grouped", "conv"}
+    assert (net.activations["conv"] < 0).any() and (net.activations["relu2"] >= 0).all()
+    for fused, unfused in zip(*results, strict=True):
+        np.testing.assert_array_equal(fused, unfused)

@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from convdesigner.engine.cpu import im2col
+from convdesigner.engine.cpu.activation import relu_forward
 from convdesigner.engine.cpu.planes import (
     copy,
     crop_into,
@@ -120,8 +121,9 @@ def _chunks(n: int) -> int:
     return max(1, min(n, 4 * numba.get_num_threads()))
 
 
-def conv2d_forward(x, w, b, stride, pads, dilation, groups, *, out=None, method=None):
-    """y = conv(x, w) + b for NCHW float32 x (N,C,H,W), w (F,C/groups,kh,kw), pads (top,bottom,left,right).
+def conv2d_forward(x, w, b, stride, pads, dilation, groups, *, out=None, method=None, relu=False):
+    """y = conv(x, w) + b for NCHW float32 x (N,C,H,W), w (F,C/groups,kh,kw), pads (top,bottom,left,right);
+    y = relu(conv(x, w) + b) with ``relu`` (a Conv2D fused with the ReLU after it).
 
     ``out`` (N,F,OH,OW) float32 C-contiguous, if given, receives the result; otherwise a fresh array is returned.
     ``method`` forces 'direct' or 'gemm' (benchmarks, tests); None picks by :func:`uses_gemm`.
@@ -132,14 +134,20 @@ def conv2d_forward(x, w, b, stride, pads, dilation, groups, *, out=None, method=
     y = np.empty((n, f, g.oh, g.ow), np.float32) if out is None else _checked(out, (n, f, g.oh, g.ow), "out")
     bias = np.zeros(f, np.float32) if b is None else np.ascontiguousarray(b, np.float32)
     if gemm:
-        im2col.gemm_forward(x, w, bias, y, g, stride, pads, dilation)
+        im2col.gemm_forward(x, w, bias, y, g, stride, pads, dilation, relu)
     else:
         _direct_forward(x, w, bias, y, stride, dilation, pads[0], pads[2], g.hp, g.wp, g.wq, g.q, _chunks(n))
+        if relu:
+            relu_forward(y.reshape(-1), y.reshape(-1))
     return y
 
 
-def conv2d_backward(x, w, dy, stride, pads, dilation, groups, need_dx=True, *, dx_out=None, method=None):
+def conv2d_backward(x, w, dy, stride, pads, dilation, groups, need_dx=True, *, dx_out=None, method=None,
+                    relu_out=None):
     """Gradients (dx or None, dw, db) of conv2d_forward given dy = dL/dy; db = dy.sum((0, 2, 3)).
+
+    With ``relu_out`` (the output of a ``relu=True`` forward), dy is the gradient after the ReLU, gated where
+    relu_out <= 0 on the way in.
 
     Pass ``need_dx=False`` for a layer fed by the network input to skip the dx work.  ``dx_out``, if given,
     receives dx; dw and db are always fresh arrays.  ``method`` as for :func:`conv2d_forward`.
@@ -151,14 +159,16 @@ def conv2d_backward(x, w, dy, stride, pads, dilation, groups, need_dx=True, *, d
     if dy.shape != (n, f, g.oh, g.ow):
         raise ValueError(f"dy has shape {dy.shape}, expected {(n, f, g.oh, g.ow)}")
     dx = (np.empty(x.shape, np.float32) if dx_out is None else _checked(dx_out, x.shape, "dx_out")) if need_dx else None
+    relu = relu_out is not None
+    gate_by = _checked(relu_out, dy.shape, "relu_out") if relu else dy
     if gemm:
-        dw, db = im2col.gemm_backward(x, w, dy, dx, g, stride, pads, dilation)
+        dw, db = im2col.gemm_backward(x, w, dy, gate_by, relu, dx, g, stride, pads, dilation)
         return dx, dw, db
     planes = workspace("planes", (n, c, g.hp * g.wp))
     pad_batch(x, planes, pads[0], pads[2], g.wp)
     wide = workspace("wide", (f, n, g.q))
     db = np.empty(f, np.float32)
-    widen(dy, wide, g.wq, db)
+    widen(dy, gate_by, relu, wide, g.wq, db)
     dw = np.empty(w.shape, np.float32)
     _direct_dw(planes, wide, dw, stride, dilation, g.wp, g.oh, g.ow)
     if need_dx:

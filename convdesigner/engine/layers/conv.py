@@ -7,6 +7,7 @@ from .base import Layer
 
 class Conv2D(Layer):
     kind = "Conv2D"
+    fused_relu = False  # set by the network: this conv also computes the ReLU after it (forward and backward)
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
@@ -16,13 +17,15 @@ class Conv2D(Layer):
     def forward(self, xs, training):
         self._x = x = xs[0]
         bias = self.weights.get("bias")
-        return self.k.conv2d_forward(x, self.weights["kernel"].value, bias.value if bias else None, *self.geometry,
-                                     out=self.out(x))
+        self._y = self.k.conv2d_forward(x, self.weights["kernel"].value, bias.value if bias else None,
+                                        *self.geometry, out=self.out(x), relu=self.fused_relu)
+        return self._y
 
     def backward(self, dy, need):
         kernel, bias = self.weights["kernel"], self.weights.get("bias")
         dx, kernel.grad[...], db = self.k.conv2d_backward(self._x, kernel.value, dy, *self.geometry, need_dx=need[0],
-                                                          dx_out=self.like(self._x, "dx") if need[0] else None)
+                                                          dx_out=self.like(self._x, "dx") if need[0] else None,
+                                                          relu_out=self._y if self.fused_relu else None)
         if bias:
             bias.grad[...] = db
         return [dx]

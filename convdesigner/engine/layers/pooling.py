@@ -28,7 +28,7 @@ class MaxPool2D(_WindowPool):
         if not need[0]:
             return [None]
         dx = self.buffer("dx", (dy.shape[0],) + self.input_shapes[0])
-        return [self.k.maxpool2d_backward(dy, self._argmax, *self.in_hw, dx_out=dx)]
+        return [self.k.maxpool2d_backward(dy, self._argmax, *self.window, *self.in_hw, dx_out=dx)]
 
 
 class AvgPool2D(_WindowPool):
