@@ -65,16 +65,20 @@ def test_lenet_gradient_matches_finite_differences_at_sampled_weights():
     assert checked >= 25
 
 
-def branching_graph():
-    """Input → conv → {ReLU, gate branch, Concat} with a block feeding three consumers: gradients must add up."""
-    g = Graph()
-    ids = {}
+def wiring():
+    """A new graph and ``add(kind, name, inputs=(), **params)``, which adds a block wired from named blocks."""
+    g, ids = Graph(), {}
 
     def add(kind, name, inputs=(), **params):
         ids[name] = g.add(kind, name, params).id
         for src in inputs:
             g.connect(ids[src], ids[name])
+    return g, add
 
+
+def branching_graph():
+    """Input → conv → {ReLU, gate branch, Concat} with a block feeding three consumers: gradients must add up."""
+    g, add = wiring()
     add("Input", "input", channels=2, height=5, width=5)
     add("Conv2D", "conv", ["input"], filters=3, padding="same")
     add("Tanh", "act", ["conv"])
@@ -242,14 +246,7 @@ def test_a_dangling_branch_gets_zero_gradients():
 def fused_graph():
     """A grouped conv (direct kernels) and an ungrouped one (im2col) each feeding only a ReLU, so both are fused; a
     third conv feeds a ReLU and a branch, so its ReLU stays a block of its own."""
-    g = Graph()
-    ids = {}
-
-    def add(kind, name, inputs=(), **params):
-        ids[name] = g.add(kind, name, params).id
-        for src in inputs:
-            g.connect(ids[src], ids[name])
-
+    g, add = wiring()
     add("Input", "input", channels=2, height=6, width=6)
     add("Conv2D", "grouped", ["input"], filters=4, groups=2, padding="same")
     add("ReLU", "relu1", ["grouped"])

@@ -2,27 +2,18 @@
 makes the loop's own behaviour (seeding, resume, stop, divergence, early stopping) checkable in milliseconds."""
 import io
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from convdesigner.console import ConsoleProgress
 from convdesigner.data.dataset import Dataset
+from convdesigner.engine import Parameter
 from convdesigner.engine.optimizers import make_optimizer
 from convdesigner.engine.schedules import make_schedule
 from convdesigner.engine.trainer import Trainer, TrainingDiverged
 from convdesigner.graph import build
 from convdesigner.graph.graph import adapt_graph
-
-
-@dataclass(eq=False)
-class Parameter:
-    block: str
-    name: str
-    value: np.ndarray
-    grad: np.ndarray
-    decay: bool
 
 
 class LinearNet:
