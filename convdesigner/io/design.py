@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from ..graph import Graph, GraphError
-from .h5model import ModelFile, ModelFileError, checked_arrays, load_model, save_model, write_atomically
+from .h5model import ModelFile, ModelFileError, checked_arrays, load_model, open_error, save_model, write_atomically
 
 JSON_SUFFIX = ".json"
 
@@ -27,12 +27,8 @@ def read_design(path: str | os.PathLike) -> ModelFile:
     try:
         with open(path, encoding="utf-8") as fh:
             return ModelFile(Graph.from_dict(json.load(fh)))
-    except FileNotFoundError:
-        raise ModelFileError(path, "no such file") from None
-    except IsADirectoryError:
-        raise ModelFileError(path, "is a folder, not a design file") from None
     except OSError as e:
-        raise ModelFileError(path, f"cannot be opened ({e.strerror or e})") from None
+        raise open_error(path, e, "design file") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelFileError(path, f"is not valid JSON ({e})") from None
     except GraphError as e:

@@ -271,16 +271,21 @@ class _Bad(Exception):
     """A problem found while reading; load_model adds the file's name."""
 
 
+def open_error(path: str | os.PathLike, error: OSError, what: str) -> ModelFileError:
+    """The ModelFileError for a file that could not be opened: missing, a folder, or unreadable."""
+    if isinstance(error, FileNotFoundError):
+        return ModelFileError(path, "no such file")
+    if isinstance(error, IsADirectoryError):
+        return ModelFileError(path, f"is a folder, not a {what}")
+    return ModelFileError(path, f"cannot be opened ({error.strerror or error})")
+
+
 def _check_signature(path: str | os.PathLike) -> None:
     try:
         with open(path, "rb") as fh:
             head = fh.read(len(_SIGNATURE))
-    except FileNotFoundError:
-        raise ModelFileError(path, "no such file") from None
-    except IsADirectoryError:
-        raise ModelFileError(path, "is a folder, not a model file") from None
     except OSError as e:
-        raise ModelFileError(path, f"cannot be opened ({e.strerror or e})") from None
+        raise open_error(path, e, "model file") from None
     if head != _SIGNATURE:
         raise ModelFileError(path, "is not an HDF5 file, so not a ConvDesigner model (.h5) file")
 
