@@ -56,6 +56,20 @@ class Dataset:
         """float32 network input from stored images: scaled to [0, 1] if uint8, then (x − mean) / std per channel."""
         return normalise(images, self.mean, self.std)
 
+    def picture(self, i: int) -> np.ndarray:
+        """Image ``i`` for display: uint8 (H, W, C), float images stretched to their own range."""
+        image = np.moveaxis(self.images[i], 0, -1)
+        if image.dtype == np.uint8:
+            return np.ascontiguousarray(image)
+        low, high = float(image.min()), float(image.max())
+        scaled = (image - low) * (255 / (high - low)) if high > low else np.zeros_like(image)
+        return np.ascontiguousarray(scaled.astype(np.uint8))
+
+    def examples(self, per_class: int = 1) -> list[tuple[int, list[int]]]:
+        """The first ``per_class`` image indices of each class that has any, for a preview strip."""
+        return [(c, np.flatnonzero(self.labels == c)[:per_class].tolist()) for c in range(self.num_classes)
+                if np.any(self.labels == c)]
+
     def description(self) -> dict:
         """What a model file records about its data: enough to prepare a new picture the same way."""
         return {"name": self.name, "input_shape": list(self.input_shape), "class_names": list(self.class_names),
@@ -73,10 +87,11 @@ def normalise(images: np.ndarray, mean, std) -> np.ndarray:
 
 
 def batches(data: Dataset, batch_size: int, shuffle: bool = False, rng: np.random.Generator | None = None,
-            augment=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Normalised float32 mini-batches ``(x, y)``; ``augment(x, rng) -> x`` works on whole batches."""
+            augment=None, first: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Normalised float32 mini-batches ``(x, y)``; ``augment(x, rng) -> x`` works on whole batches. ``first``:
+    start at that batch of the (same) order, as a run resumed mid-epoch does."""
     order = (rng or np.random.default_rng()).permutation(len(data)) if shuffle else np.arange(len(data))
-    for start in range(0, len(data), batch_size):
+    for start in range(first * batch_size, len(data), batch_size):
         index = order[start:start + batch_size]
         x = data.normalise(data.images[index])
         if augment is not None:

@@ -309,6 +309,13 @@ def efficientnet(classes: int = 1000, small: bool = False) -> Graph:
 
 # ----------------------------------------------------------------------------------------------- registry
 
+# Training settings that work for a template (engine/settings.py names them): the training panel starts from these.
+# LeNet-5 on the MNIST sample: 97.45–98.20 % validation accuracy in 5 epochs over seeds 0–6 (README).
+_DIGITS = {"data": "mnist-sample", "optimizer": "adam", "lr": 2e-3, "batch_size": 32, "schedule": "cosine",
+           "augment": "shift=2,rotate=10", "epochs": 5}
+_COLOUR = {"data": "shapes", "optimizer": "adam", "batch_size": 64, "epochs": 5}
+
+
 @dataclass(frozen=True)
 class Template:
     key: str
@@ -316,6 +323,15 @@ class Template:
     build: Callable[[], Graph]
     small: bool  # trains on a CPU in minutes
     description: str
+
+    @property
+    def recipe(self) -> dict:
+        """Recommended training settings: the digit recipe for 1-channel inputs, the shapes set for small colour
+        networks, nothing for the full-size ones (they need data of their own)."""
+        if not self.small:
+            return {}
+        channels = self.build().inputs()[0].params["channels"]
+        return dict(_DIGITS if channels == 1 else _COLOUR)
 
 
 TEMPLATES: dict[str, Template] = {t.key: t for t in [

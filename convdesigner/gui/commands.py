@@ -10,6 +10,8 @@ from typing import Any
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from ..graph import Edge, Graph, GraphError
+from ..graph.graph import FORMAT as GRAPH_FORMAT
+from ..graph.graph import VERSION as GRAPH_VERSION
 
 Notify = Callable[[], None]
 
@@ -172,13 +174,30 @@ class Rename(GraphCommand):
         self.graph.rename(self.node_id, self.old)
 
 
-class Paste(GraphCommand):
-    """Add copied blocks (fresh ids and names, shifted by ``offset``) and the wires among them."""
+def clipboard_graph(clip: Any) -> Graph:
+    """The copied blocks (and the wires among them) as a graph of their own, checked entirely as a design file is,
+    so that a paste adds everything or nothing; a GraphError says what is wrong with the clipboard's data."""
+    if not isinstance(clip, dict) or clip.get("format") != "convdesigner-blocks":
+        raise GraphError("the clipboard does not hold ConvDesigner blocks")
+    nodes, edges = clip.get("nodes"), clip.get("edges", [])
+    if not isinstance(nodes, list) or not isinstance(edges, list) or not nodes:
+        raise GraphError("the clipboard's blocks are malformed (no list of blocks and wires)")
+    data = {"format": GRAPH_FORMAT, "version": GRAPH_VERSION, "nodes": nodes, "edges": []}
+    ids = set(Graph.from_dict(data).nodes)
+    data["edges"] = [e for e in edges if isinstance(e, dict) and all(type(e.get(k)) is int and e[k] in ids
+                                                                      for k in ("src", "dst"))]
+    return Graph.from_dict(data)
 
-    def __init__(self, graph: Graph, on_change: Notify, clip: dict, offset: tuple[float, float]) -> None:
-        count = len(clip["nodes"])
+
+class Paste(GraphCommand):
+    """Add copied blocks (fresh ids and names, shifted by ``offset``) and the wires among them; the clipboard's data
+    are checked whole first (:func:`clipboard_graph` raises GraphError), so a paste adds everything or nothing."""
+
+    def __init__(self, graph: Graph, on_change: Notify, clip: Any, offset: tuple[float, float]) -> None:
+        self.clip = clipboard_graph(clip)
+        count = len(self.clip.nodes)
         super().__init__(graph, on_change, f"Paste {count} block{'s' if count != 1 else ''}")
-        self.clip, self.offset = clip, offset
+        self.offset = offset
         self.added: list[dict] = []
         self.edges: list[Edge] = []
 
@@ -188,17 +207,16 @@ class Paste(GraphCommand):
             return
         new_ids: dict[int, int] = {}
         try:
-            for nd in self.clip["nodes"]:
-                x, y = nd["pos"]
-                node = self.graph.add(nd["kind"], self.graph.unique_name(nd["name"]), nd["params"],
+            for nd in self.clip.nodes.values():
+                x, y = nd.pos
+                node = self.graph.add(nd.kind, self.graph.unique_name(nd.name), nd.params,
                                       (x + self.offset[0], y + self.offset[1]))
-                new_ids[nd["id"]] = node.id
-            self.edges = [self.graph.connect(new_ids[e["src"]], new_ids[e["dst"]], e["slot"])
-                          for e in self.clip["edges"] if e["src"] in new_ids and e["dst"] in new_ids]
-        except (KeyError, TypeError, ValueError) as e:
+                new_ids[nd.id] = node.id
+            self.edges = [self.graph.connect(new_ids[e.src], new_ids[e.dst], e.slot) for e in self.clip.edges]
+        except GraphError:
             for i in new_ids.values():
                 self.graph.remove(i)
-            raise GraphError(f"the clipboard does not hold ConvDesigner blocks ({e})") from None
+            raise
         self.added = [_snapshot(self.graph, i) for i in new_ids.values()]
 
     def _undo(self) -> None:
@@ -223,3 +241,21 @@ class AutoLayout(GraphCommand):
     def _undo(self) -> None:
         for i, p in self.old.items():
             self.graph.move(i, p)
+
+
+class SetParams(GraphCommand):
+    """Several parameters of several blocks as one undo step, e.g. fitting Input and the last Dense to the data."""
+
+    def __init__(self, graph: Graph, on_change: Notify, changes: dict[int, dict], text: str) -> None:
+        super().__init__(graph, on_change, text)
+        self.changes = {node_id: dict(params) for node_id, params in changes.items()}
+        self.old = {node_id: {k: graph.node(node_id).params[k] for k in params}
+                    for node_id, params in self.changes.items()}
+
+    def _do(self) -> None:
+        for node_id, params in self.changes.items():
+            self.graph.set_params(node_id, **params)
+
+    def _undo(self) -> None:
+        for node_id, params in self.old.items():
+            self.graph.set_params(node_id, **params)

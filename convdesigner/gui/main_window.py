@@ -11,19 +11,20 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSpinBox, QStyle, QWidget
 
 from .. import __version__
-from ..data.builtin import mnist_sample
-from ..data.dataset import DatasetError
-from ..graph import TEMPLATES, Graph, build
-from ..graph.layers import fmt
+from ..graph import TEMPLATES, Graph, Problem, build
 from ..io.design import read_design, weights_mismatch, write_design
 from ..io.h5model import ModelFile, ModelFileError
 from . import style
 from .canvas.block_item import HEIGHT
 from .canvas.scene import DesignScene, layout_positions
 from .canvas.view import CanvasView
+from .engine_thread import EngineThread
 from .inspector import Inspector
 from .palette import Palette
 from .problems import ProblemsList
+from .training import recovery
+from .training.panel import TrainingPanel
+from .training.session import TrainingSession
 
 MAX_RECENT = 8
 FILE_FILTER = "ConvDesigner model (*.h5);;Graph JSON (*.json);;All files (*)"
@@ -46,13 +47,15 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.view)
         self.path: Path | None = None
         self.title = "Untitled"
-        self.trained: ModelFile | None = None  # the opened file's weights and training state, kept on save
-        self.data_problem = ""
-        try:
-            self.data = mnist_sample()  # what a later Train action will use; shown in the status bar now
-        except DatasetError as e:
-            self.data = None
-            self.data_problem = str(e)
+        self.trained: ModelFile | None = None  # the trained weights and training state, kept on save
+        self.training_unsaved = False  # training since the last save or open
+        self.template_key: str | None = None
+        self.engine = EngineThread(self)
+        self.engine.crashed.connect(lambda tag, text: self.show_error("Engine error", f"{tag}: {text}"))
+        self.session = TrainingSession(self.engine, self)
+        self.session.snapshot.connect(self._trained_snapshot)
+        self.session.recovery_path = recovery.autosave_path(self.settings)
+        self._keep_weights_asked = False
 
         self.palette = Palette()
         self.inspector = Inspector(self.scene)
@@ -60,6 +63,9 @@ class MainWindow(QMainWindow):
         self.palette_dock = self._dock("Layers", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.inspector_dock = self._dock("Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
         self.problems_dock = self._dock("Problems", self.problems, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.training = TrainingPanel(self)
+        self.training_dock = self._dock("Training", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.training_dock.setObjectName("training_dock")
         self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 300], Qt.Orientation.Horizontal)
         self.resizeDocks([self.inspector_dock, self.problems_dock], [520, 240], Qt.Orientation.Vertical)
         self._build_status_bar()
@@ -70,6 +76,7 @@ class MainWindow(QMainWindow):
         self.problems.node_activated.connect(self.show_block)
         self.palette.kind_activated.connect(self.add_at_centre)
         self.stack.cleanChanged.connect(self._clean_changed)
+        self.stack.indexChanged.connect(self._edited)
         self.restoreGeometry(self.settings.value("window/geometry", b""))
         self.restoreState(self.settings.value("window/state", b""))
         if self.settings.value("window/geometry") is None:  # first start: 1440×920, or 90 % of a smaller screen
@@ -141,7 +148,7 @@ class MainWindow(QMainWindow):
         self.actual_size_action = self._action("&Actual Size", lambda: self.view.set_zoom(1.0), "Ctrl+1")
         view.addActions([self.zoom_in_action, self.zoom_out_action, self.fit_action, self.actual_size_action])
         view.addSeparator()
-        for dock in (self.palette_dock, self.inspector_dock, self.problems_dock):
+        for dock in (self.palette_dock, self.inspector_dock, self.problems_dock, self.training_dock):
             view.addAction(dock.toggleViewAction())
 
         templates = bar.addMenu("&Templates")
@@ -149,7 +156,7 @@ class MainWindow(QMainWindow):
             templates.addSection(section)
             for t in TEMPLATES.values():
                 if t.small == small:
-                    action = templates.addAction(f"{t.title}  —  {t.description}")
+                    action = templates.addAction(f"{t.title}  —  {t.description}".replace("&", "&&"))
                     action.setData(t.key)
                     action.triggered.connect(lambda _=False, key=t.key: self.open_template(key))
         self.templates_menu = templates
@@ -203,31 +210,101 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------- live state
     def update_status(self) -> None:
         info = self.scene.info
+        self.session.set_graph(self.scene.graph)
         partial = "" if info.ok else f" <span style='color:{style.MUTED_TEXT.name()}'>so far</span>"
         self.params_label.setText(f"Parameters: <b>{style.count(info.total_params)}</b>{partial}")
         self.macs_label.setText(f"Mult-adds: <b>{style.short_count(info.total_macs)}</b>{partial}")
         batch = self.batch_spin.value()
         self.memory_label.setText(f"Activations: <b>{style.byte_size(info.activation_bytes(batch))}</b> at")
-        self.problems.show_problems(info.problems)
-        errors = sum(p.severity == "error" for p in info.problems)
-        warnings = len(info.problems) - errors
+        fit = self.training.fit_problem()
+        inputs = self.scene.graph.inputs()
+        problems = list(info.problems) + ([Problem(inputs[0].id if inputs else None, "warning", fit[0].upper()
+                                                   + fit[1:])] if fit else [])
+        self.problems.show_problems(problems)
+        errors = sum(p.severity == "error" for p in problems)
+        warnings = len(problems) - errors
         self.problems_dock.setWindowTitle(f"Problems — {errors} error{'s' * (errors != 1)}, "
-                                          f"{warnings} warning{'s' * (warnings != 1)}" if info.problems
+                                          f"{warnings} warning{'s' * (warnings != 1)}" if problems
                                           else "Problems")
-        self._update_data_label()
+        self._update_data_label(fit)
+        self.training.update_state()
 
-    def _update_data_label(self) -> None:
-        if self.data is None:
-            self.data_label.setText(f"Data: none ({self.data_problem})")
+    def data_changed(self) -> None:
+        """The training panel loaded other data (or failed to): the status bar and Problems tell the same story."""
+        self.update_status()
+
+    def _update_data_label(self, fit: str | None) -> None:
+        parts = self.session.data()
+        if parts is None:
+            self.data_label.setText("Data: none" + (f" ({self.training._data_error})" if self.training._data_error
+                                                    else " (loading…)"))
             return
-        train, val = self.data
-        text = f"Data: MNIST sample ({style.count(len(train))} train / {style.count(len(val))} val)"
-        inputs = [n for n in self.scene.graph.inputs() if self.scene.info.nodes.get(n.id)]
-        shape = self.scene.info.nodes[inputs[0].id].output_shape if inputs else None
-        if shape is not None and tuple(shape) != train.input_shape:
-            text += (f" — <span style='color:{style.WARNING.name()}'>the network takes {fmt(shape)}, "
-                     f"the data is {fmt(train.input_shape)}</span>")
+        train, val = parts
+        text = (f"Data: {train.name} ({style.count(len(train))} train / "
+                f"{style.count(len(val)) if val is not None else 'no'} val)")
+        if fit:
+            text += f" — <span style='color:{style.WARNING.name()}'>does not fit the network</span>"
+            self.data_label.setToolTip(fit)
+        else:
+            self.data_label.setToolTip("")
         self.data_label.setText(text)
+
+    # ------------------------------------------------------------------------------------------- training
+    def set_training(self, on: bool) -> None:
+        """While a run trains, the design cannot be replaced (its edits stay possible and undoable)."""
+        for action in (self.new_action, self.open_action, self.templates_menu.menuAction(),
+                       self.recent_menu.menuAction()):
+            action.setEnabled(not on)
+
+    def _trained_snapshot(self, model: ModelFile) -> None:
+        """The trained state after an epoch or a stop: saved with the design from now on."""
+        self.trained = model
+        self.training_unsaved = True
+        self._keep_weights_asked = False
+        self.setWindowModified(True)
+
+    def _edited(self, _index: int) -> None:
+        """The first edit after training asks whether the blocks it leaves unchanged keep their trained weights."""
+        if not self.session.trained or self._keep_weights_asked or self.trained is None:
+            return
+        if weights_mismatch(self.scene.graph, self.trained.weights) is None:
+            return
+        self._keep_weights_asked = True
+        answer = QMessageBox.question(
+            self, "Keep the trained weights?", "This edit changes blocks of the trained network. Keep the trained "
+            "weights of the blocks it leaves unchanged (Continue then trains on from them), or start every block "
+            "from new weights?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.Yes)
+        self.training.keep_weights = answer == QMessageBox.StandardButton.Yes
+        self.training.update_state()
+
+    def stop_engine(self) -> None:
+        """Stop a run between batches and end the engine thread (closing the window)."""
+        self.session.stop()
+        self.engine.shutdown()
+
+    def offer_recovery(self) -> None:
+        """After a crash during training: offer the model autosaved at its last epoch."""
+        found = recovery.find(self.session.recovery_path)
+        if found is None:
+            return
+        answer = QMessageBox.question(self, "Restore the autosaved model?", f"ConvDesigner stopped while training "
+                                      f"“{found['title']}”. Restore the model saved after its last complete epoch?",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.Yes)
+        if answer != QMessageBox.StandardButton.Yes:
+            recovery.discard(self.session.recovery_path)
+            return
+        try:
+            model = read_design(self.session.recovery_path)
+        except ModelFileError as e:
+            self.show_error("Cannot restore", str(e))
+            return
+        original = Path(found["path"]) if found.get("path") else None
+        self.set_graph(model.graph, found["title"], original, model if model.weights is not None else None,
+                       opened=model)
+        self.training_unsaved = True
+        self.setWindowModified(True)
 
     def show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
@@ -257,20 +334,27 @@ class MainWindow(QMainWindow):
             self.scene.delete_selection()
 
     # ------------------------------------------------------------------------------------------- documents
-    def set_graph(self, graph: Graph, title: str, path: Path | None = None,
-                  trained: ModelFile | None = None) -> None:
+    def set_graph(self, graph: Graph, title: str, path: Path | None = None, trained: ModelFile | None = None,
+                  template: str | None = None, opened: ModelFile | None = None) -> None:
+        """Show a new design; ``opened`` is the file it came from (its runs and settings), ``trained`` its weights."""
         lay_out_if_unplaced(graph)
+        self.path, self.title, self.trained = path, title, trained
+        self.template_key, self.training_unsaved, self._keep_weights_asked = template, False, False
+        self.training.keep_weights = False
+        self.session.open_model(opened)
         self.scene.set_graph(graph)
         self.stack.clear()
         self.stack.setClean()
-        self.path, self.title, self.trained = path, title, trained
         self.setWindowTitle(f"{title}[*] — ConvDesigner")
         self.setWindowModified(False)
+        self.session.recovery_label = (title, path)
+        self.training.apply_defaults(template, self.session.saved_settings())
+        self.training.show_history()
         self.view.show_top()
 
     def maybe_save(self) -> bool:
         """True when the current design may be replaced: saved, discarded, or unchanged."""
-        if self.stack.isClean():
+        if self.stack.isClean() and not self.training_unsaved:
             return True
         answer = self.ask_unsaved()
         if answer == QMessageBox.StandardButton.Save:
@@ -292,7 +376,7 @@ class MainWindow(QMainWindow):
     def open_template(self, key: str) -> bool:
         if not self.maybe_save():
             return False
-        self.set_graph(build(key), TEMPLATES[key].title)
+        self.set_graph(build(key), TEMPLATES[key].title, template=key)
         return True
 
     def open_dialog(self) -> None:
@@ -315,7 +399,7 @@ class MainWindow(QMainWindow):
 
     def show_design(self, model: ModelFile, path: Path) -> None:
         """Show a design read from ``path``; its trained weights, if any, are kept for saving."""
-        self.set_graph(model.graph, path.name, path, model if model.weights is not None else None)
+        self.set_graph(model.graph, path.name, path, model if model.weights is not None else None, opened=model)
         self._remember(path)
         if model.weights is not None:
             epochs = len(model.history or [])
@@ -355,7 +439,11 @@ class MainWindow(QMainWindow):
             return False
         self.trained = kept if path.suffix.lower() != ".json" else None
         self.path, self.title = path, path.name
+        self.training_unsaved = False
+        self.session.recovery_label = (self.title, path)
+        recovery.discard(self.session.recovery_path)
         self.stack.setClean()
+        self.setWindowModified(False)
         self.setWindowTitle(f"{self.title}[*] — ConvDesigner")
         self._remember(path)
         self.statusBar().showMessage(f"Saved {path}", 6000)
@@ -397,9 +485,20 @@ class MainWindow(QMainWindow):
                           f"networks visually, train them, and look inside them.</p>")
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if self.session.running:
+            answer = QMessageBox.question(self, "Training is running", "Stop training and close the window? The "
+                                          "weights trained so far are kept for saving.",
+                                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                          QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self.stop_engine()
         if not self.maybe_save():
             event.ignore()
             return
+        self.stop_engine()
+        recovery.discard(self.session.recovery_path)
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("batch_size", self.batch_spin.value())

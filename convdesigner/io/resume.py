@@ -6,12 +6,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..engine.settings import BY_NAME, RECORDED
 from .h5model import ModelFile, ModelFileError, load_model
 
 # What `train` records about a run so that a resumed one rebuilds the same setup, and the type of each value.
-RUN_SETTINGS = {"template": str, "data": str, "val_split": float, "limit": int, "batch_size": int, "seed": int,
-                "optimizer": str, "lr": float, "momentum": float, "weight_decay": float, "schedule": str,
-                "warmup": int, "augment": str, "clip_norm": float, "early_stopping": int}
+RUN_SETTINGS = {"template": str, **{name: BY_NAME[name].type for name in RECORDED}}
 
 
 def run_settings(options: dict, epochs: int) -> dict:

@@ -28,8 +28,8 @@ class LinearNet:
         self.b = Parameter("fc", "bias", np.zeros(classes, np.float32), np.zeros(classes, np.float32), False)
         self.rng = np.random.default_rng(0)
 
-    def reseed(self, seed, epoch):
-        self.rng = np.random.default_rng([seed, epoch])
+    def reseed(self, seed, epoch, batch=0):
+        self.rng = np.random.default_rng([seed, epoch, batch])
 
     def forward(self, x, training=False):
         h = x.reshape(len(x), -1)
@@ -60,6 +60,16 @@ class LinearNet:
 
     def parameters(self):
         return [self.w, self.b]
+
+    @property
+    def head(self):
+        """What ``evaluate`` asks of the loss block: probabilities from the outputs."""
+        def proba(y):
+            if self.loss_kind == "SigmoidBCE":
+                return 1 / (1 + np.exp(-y))
+            e = np.exp(y - y.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+        return type("Head", (), {"proba": staticmethod(proba)})
 
     def state_dict(self):
         return {"fc": {"kernel": self.w.value.copy(), "bias": self.b.value.copy()}}
@@ -111,7 +121,8 @@ def test_fit_learns_and_reports_every_batch_and_epoch():
     assert len(rec.batches) == 4 * 13  # 200 images in batches of 16
     first = rec.batches[0]
     assert (first["epoch"], first["batch"], first["batches"]) == (1, 1, 13)
-    assert set(first) == {"epoch", "batch", "batches", "loss", "acc", "lr", "img_s"} and first["img_s"] > 0
+    assert set(first) == {"epoch", "batch", "batches", "loss", "batch_loss", "acc", "lr", "seen", "seconds",
+                          "img_s"} and first["img_s"] > 0
     assert rec.reasons == ["completed 4 epochs"]
     loss, acc = trainer.evaluate(trainer.val_data)
     assert (loss, acc) == (history[-1]["val_loss"], history[-1]["val_acc"])
@@ -162,8 +173,10 @@ def test_stop_from_a_callback_ends_after_the_current_batch():
     net, opt, trainer = make(callbacks=[rec])
     assert trainer.fit(5) == []
     assert len(rec.batches) == 3 and opt.step_count == 3 and trainer.epoch == 0
-    assert rec.reasons == ["stopped during epoch 1; the last complete epoch is 0"]
-    assert len(trainer.fit(1)) == 1  # the flag is cleared: a new fit runs
+    assert rec.reasons == ["stopped during epoch 1 after batch 3; the last complete epoch is 0"]
+    assert trainer.position["batch"] == 3 and trainer.state_dict()["position"]["epoch"] == 1
+    assert len(trainer.fit(1)) == 1  # the flag is cleared: a new fit runs, finishing the cut epoch
+    assert opt.step_count == 13 and len(rec.batches) == 13 and trainer.position is None
 
 
 def test_divergence_raises_before_the_bad_update():
@@ -265,6 +278,77 @@ def test_resume_is_exact_with_the_real_engine():
     for block, arrays in net.state_dict().items():
         for name, value in arrays.items():
             np.testing.assert_array_equal(net2.state_dict()[block][name], value, err_msg=f"{block}/{name}")
+
+
+def real_net_setup(**kw):
+    """Conv, BatchNorm, Dropout and Adam through compile(), on the blob pictures."""
+    from convdesigner.engine import compile
+    from convdesigner.graph import Graph
+
+    g = Graph()
+    chain = [("Input", {"channels": 1, "height": 4, "width": 4}), ("Conv2D", {"filters": 4}), ("BatchNorm", {}),
+             ("ReLU", {}), ("Flatten", {}), ("Dropout", {"rate": 0.3}), ("Dense", {"units": 3}),
+             ("SoftmaxCrossEntropy", {})]
+    ids = [g.add(kind, params=params).id for kind, params in chain]
+    for a, b in zip(ids, ids[1:], strict=False):
+        g.connect(a, b)
+    net = compile(g, seed=4)
+    opt = make_optimizer("adam", net.parameters(), kw.pop("lr", 0.01))
+    return net, opt, Trainer(net, opt, blobs(96, 1), blobs(32, 2), batch_size=16, seed=5, **kw)
+
+
+def test_a_stop_mid_epoch_saved_and_resumed_equals_the_run_straight_through():
+    from convdesigner.data import Augment
+    net, opt, trainer = real_net_setup(augment=Augment("noise=0.05"))
+    straight = trainer.fit(2)
+
+    class StopAt(Recorder):
+        def on_batch_end(self, info):
+            if info["epoch"] == 2 and info["batch"] == 2:
+                cut.stop()
+
+    net1, opt1, cut = real_net_setup(augment=Augment("noise=0.05"), callbacks=[StopAt()])
+    cut.fit(2)
+    assert cut.epoch == 1 and cut.position["batch"] == 2
+    net2, opt2, resumed = real_net_setup(augment=Augment("noise=0.05"))
+    net2.load_state_dict(net1.state_dict())
+    opt2.load_state_dict(opt1.state_dict())
+    resumed.load_state_dict(cut.state_dict())
+    history = resumed.fit(1)
+    assert [r["train_loss"] for r in history] == [r["train_loss"] for r in straight]
+    assert [r["val_loss"] for r in history] == [r["val_loss"] for r in straight]
+    for block, arrays in net.state_dict().items():
+        for name, value in arrays.items():
+            np.testing.assert_array_equal(net2.state_dict()[block][name], value, err_msg=f"{block}/{name}")
+
+
+def test_divergence_keeps_the_batchnorm_statistics_of_the_last_good_batch():
+    net, opt, trainer = real_net_setup()
+    trainer.fit(1)
+    data = trainer.train_data
+    images = data.images.astype(np.float32) / 255
+    images[:] = np.inf  # every picture poisoned: the next batch's loss is not finite
+    trainer.train_data = Dataset(images, data.labels, data.class_names, name="poisoned")
+    before = {b: {n: a.copy() for n, a in arrays.items()} for b, arrays in net.state_dict().items()}
+    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+        trainer.fit(1)
+    for block, arrays in net.state_dict().items():
+        for name, value in arrays.items():
+            np.testing.assert_array_equal(value, before[block][name], err_msg=f"{block}/{name}")
+
+
+def test_a_loss_that_explodes_while_finite_is_reported_as_divergence():
+    net, opt, trainer = real_net_setup(lr=1e3)  # Adam at 1e3: finite losses around 1e7 within a few batches
+    with pytest.raises(TrainingDiverged, match=r"exploded to .* over 1e\+06 times the first epoch's"):
+        trainer.fit(20)
+
+
+def test_early_stopping_can_keep_the_last_weights():
+    rec = Recorder()
+    net, opt, trainer = make(lr=0.5, val=blobs(60, 2, shift=1), early_stopping=1, restore_best=False,
+                             callbacks=[rec])
+    trainer.fit(10)
+    assert "kept the weights of the last epoch" in rec.reasons[-1]
 
 
 class Terminal(io.StringIO):

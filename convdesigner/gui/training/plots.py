@@ -1,0 +1,212 @@
+"""Live training curves (pyqtgraph): loss per batch (faint raw points and a smoothed line), loss and accuracy per
+epoch for training and validation, and the learning rate per batch; earlier runs of the model drawn muted beneath.
+
+Points arrive in numpy buffers from queued signals; a timer redraws at most 20 times a second with ``setData``, so
+the plots keep up with any batch rate and never hold one item per point.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from ...engine.metrics import smoothed
+
+REDRAW_MS = 50  # 20 Hz at most
+TRAIN, VAL, LR = "#1f77b4", "#e6550d", "#6a51a3"
+MUTED = ["#9ecae1", "#fdae6b", "#a1d99b", "#bcbddc", "#d9d9d9", "#fdd0a2"]
+
+
+class Series:
+    """A growing (x, y) curve in doubling numpy buffers."""
+
+    def __init__(self) -> None:
+        self.x = np.empty(256)
+        self.y = np.empty(256)
+        self.n = 0
+
+    def add(self, x: float, y: float) -> None:
+        if self.n == len(self.x):
+            self.x = np.resize(self.x, 2 * self.n)
+            self.y = np.resize(self.y, 2 * self.n)
+        self.x[self.n], self.y[self.n] = x, y
+        self.n += 1
+
+    def extend(self, xs, ys) -> None:
+        for x, y in zip(xs, ys, strict=True):
+            self.add(x, y)
+
+    def clear(self) -> None:
+        self.n = 0
+
+    @property
+    def xs(self) -> np.ndarray:
+        return self.x[:self.n]
+
+    @property
+    def ys(self) -> np.ndarray:
+        return self.y[:self.n]
+
+
+class TrainingPlots(QWidget):
+    """Loss, accuracy and learning-rate plots of the current run over muted earlier runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        pg.setConfigOptions(antialias=True, background="w", foreground="#333")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        controls = QHBoxLayout()
+        self.smoothing = QSlider(Qt.Orientation.Horizontal)
+        self.smoothing.setObjectName("smoothing")
+        self.smoothing.setRange(0, 99)
+        self.smoothing.setValue(60)
+        self.smoothing.setMaximumWidth(160)
+        self.smoothing.setToolTip("Weight of the exponential moving average over batch losses (0: raw)")
+        self.smoothing_label = QLabel()
+        self.log_y = QCheckBox("Log scale")
+        self.log_y.setObjectName("log-scale")
+        controls.addWidget(QLabel("Smoothing"))
+        controls.addWidget(self.smoothing)
+        controls.addWidget(self.smoothing_label)
+        controls.addSpacing(16)
+        controls.addWidget(self.log_y)
+        controls.addStretch(1)
+        layout.addLayout(controls)
+        self.graphics = pg.GraphicsLayoutWidget()
+        layout.addWidget(self.graphics, 1)
+        self.loss = self._plot("Loss", "epoch", 0, 0, colspan=2)
+        self.accuracy = self._plot("Accuracy", "epoch", 1, 0)
+        self.lr = self._plot("Learning rate", "epoch", 1, 1)
+        self.accuracy.setYRange(0, 1)
+
+        self.batch_loss, self.epoch_train, self.epoch_val = Series(), Series(), Series()
+        self.train_acc, self.val_acc, self.rates = Series(), Series(), Series()
+        self._smooth = Series()
+        self._smooth_state = (0.0, 0)
+        self.raw_item = self.loss.plot(pen=None, symbol="o", symbolSize=3, symbolPen=None,
+                                       symbolBrush=pg.mkBrush(31, 119, 180, 60), name="batch loss")
+        self.smooth_item = self.loss.plot(pen=pg.mkPen(TRAIN, width=2), name="smoothed")
+        self.train_item = self.loss.plot(pen=pg.mkPen(TRAIN, width=1, style=Qt.PenStyle.DashLine), symbol="o",
+                                         symbolSize=6, symbolBrush=TRAIN, name="train (epoch)")
+        self.val_item = self.loss.plot(pen=pg.mkPen(VAL, width=2), symbol="s", symbolSize=6, symbolBrush=VAL,
+                                       name="validation")
+        self.train_acc_item = self.accuracy.plot(pen=pg.mkPen(TRAIN, width=2), symbol="o", symbolSize=6,
+                                                 symbolBrush=TRAIN, name="train")
+        self.val_acc_item = self.accuracy.plot(pen=pg.mkPen(VAL, width=2), symbol="s", symbolSize=6,
+                                               symbolBrush=VAL, name="validation")
+        self.lr_item = self.lr.plot(pen=pg.mkPen(LR, width=2))
+        self.earlier: list[tuple[pg.PlotItem, pg.PlotDataItem]] = []
+        self._dirty = False
+        self.redraws = 0
+        self.timer = QTimer(self)
+        self.timer.setInterval(REDRAW_MS)
+        self.timer.timeout.connect(self.redraw)
+        self.timer.start()
+        self.smoothing.valueChanged.connect(self._resmooth)
+        self.log_y.toggled.connect(self._set_log)
+        self._resmooth()
+
+    def _plot(self, title: str, xlabel: str, row: int, col: int, colspan: int = 1) -> pg.PlotItem:
+        plot = self.graphics.addPlot(row=row, col=col, colspan=colspan, title=title)
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.setLabel("bottom", xlabel)
+        plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        return plot
+
+    # ------------------------------------------------------------------------------------------- data in
+    def clear_current(self) -> None:
+        for s in (self.batch_loss, self.epoch_train, self.epoch_val, self.train_acc, self.val_acc, self.rates,
+                  self._smooth):
+            s.clear()
+        self._smooth_state = (0.0, 0)
+        self._dirty = True
+
+    def add_batch(self, info: dict) -> None:
+        x = info["epoch"] - 1 + info["batch"] / info["batches"]
+        self.batch_loss.add(x, info["batch_loss"])
+        self.rates.add(x, info["lr"])
+        self._dirty = True
+
+    def add_epoch(self, row: dict) -> None:
+        x = float(row["epoch"])
+        self.epoch_train.add(x, row["train_loss"])
+        self.train_acc.add(x, row["train_acc"])
+        if _finite(row.get("val_loss")):
+            self.epoch_val.add(x, row["val_loss"])
+            self.val_acc.add(x, row["val_acc"])
+        self._dirty = True
+
+    def show_run(self, run) -> None:
+        """Draw a whole recorded run as the current one (a reopened model, or the run being continued)."""
+        self.clear_current()
+        self.batch_loss.extend(run.steps, run.losses)
+        self.rates.extend(run.steps, run.lrs)
+        for row in run.history:
+            self.add_epoch(row)
+        self.redraw()
+
+    def show_earlier(self, runs: list, visible: list[bool]) -> None:
+        """Earlier runs in muted colours (smoothed batch loss, validation loss, validation accuracy)."""
+        for plot, item in self.earlier:
+            plot.removeItem(item)
+        self.earlier = []
+        weight = self.smoothing.value() / 100
+        for i, (run, show) in enumerate(zip(runs, visible, strict=True)):
+            if not show:
+                continue
+            colour = MUTED[i % len(MUTED)]
+            pen = pg.mkPen(colour, width=1.5)
+            epochs = [float(r["epoch"]) for r in run.history]
+            items = []
+            if run.steps:
+                ys, _ = smoothed(np.asarray(run.losses), weight)
+                items.append((self.loss, self.loss.plot(run.steps, ys, pen=pen, name=f"run {i + 1}")))
+            val = [(e, r.get("val_loss"), r.get("val_acc")) for e, r in zip(epochs, run.history, strict=True)
+                   if _finite(r.get("val_loss"))]
+            if val:
+                dotted = pg.mkPen(colour, width=1, style=Qt.PenStyle.DotLine)
+                items.append((self.loss, self.loss.plot([v[0] for v in val], [v[1] for v in val], pen=dotted)))
+                items.append((self.accuracy, self.accuracy.plot([v[0] for v in val], [v[2] for v in val], pen=pen,
+                                                                name=f"run {i + 1}")))
+            for _, item in items:
+                item.setZValue(-10)
+            self.earlier.extend(items)
+
+    # ------------------------------------------------------------------------------------------- drawing
+    def _resmooth(self) -> None:
+        self.smoothing_label.setText(f"{self.smoothing.value() / 100:.2f}")
+        self._smooth.clear()
+        self._smooth_state = (0.0, 0)
+        self._dirty = True
+
+    def _set_log(self, on: bool) -> None:
+        self.loss.setLogMode(y=on)
+        self.lr.setLogMode(y=on)
+
+    def redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        self.redraws += 1
+        weight = self.smoothing.value() / 100
+        done = self._smooth.n
+        if self.batch_loss.n > done:
+            ys, self._smooth_state = smoothed(self.batch_loss.ys[done:], weight, self._smooth_state)
+            self._smooth.extend(self.batch_loss.xs[done:], ys)
+        log = self.log_y.isChecked()
+        positive = (lambda s: (s.xs[s.ys > 0], s.ys[s.ys > 0])) if log else (lambda s: (s.xs, s.ys))
+        self.raw_item.setData(*positive(self.batch_loss))
+        self.smooth_item.setData(*positive(self._smooth))
+        self.train_item.setData(*positive(self.epoch_train))
+        self.val_item.setData(*positive(self.epoch_val))
+        self.train_acc_item.setData(self.train_acc.xs, self.train_acc.ys)
+        self.val_acc_item.setData(self.val_acc.xs, self.val_acc.ys)
+        self.lr_item.setData(*positive(self.rates))
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
