@@ -248,6 +248,10 @@ class Trainer:
         self._best_weights = None
         position = state.get("position")
         self.position = dict(position) if position and position.get("epoch") == self.epoch + 1 else None
+        total = -(-len(self.train_data) // self.batch_size)
+        if self.position is not None and not (0 < self.position["batch"] < total and self.position["seen"] > 0):
+            raise ValueError(f"the saved run stopped after batch {self.position['batch']} of epoch "
+                             f"{self.position['epoch']}, which does not fit {total} batches of these data")
         if self.schedule is not None and state.get("schedule") is not None:
             self.schedule.load_state_dict(state["schedule"])
 

@@ -41,8 +41,11 @@ def missing_x11_library() -> str | None:
     return None
 
 
-def run_app(model: str | None = None, template: str | None = None, screenshot: str | None = None) -> int:
-    """Open the main window and run the event loop; with ``screenshot`` render it offscreen to a PNG and return."""
+def run_app(model: str | None = None, template: str | None = None, screenshot: str | None = None,
+            train_epochs: int | None = None, image: str | None = None, select: str | None = None,
+            gradcam: bool = False) -> int:
+    """Open the main window and run the event loop; with ``screenshot`` render it offscreen to a PNG and return
+    (after training ``train_epochs`` from the training panel, or showing the activations of ``image``)."""
     if screenshot:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     elif no_display():
@@ -92,9 +95,18 @@ def run_app(model: str | None = None, template: str | None = None, screenshot: s
         if problem:
             window.show_error("Cannot open file", problem)
         if not screenshot:
+            window.offer_recovery()
             return app.exec()
         app.processEvents()
+        error = _prepare_screenshot(window, train_epochs, image, select, gradcam)
+        if error:
+            window.stop_engine()
+            print(f"convdesigner: {error}", file=sys.stderr)
+            return 2
+        app.processEvents()
         saved = window.grab().save(screenshot)
+        window.training_unsaved = False
+        window.stop_engine()
     finally:
         if screenshot:
             qInstallMessageHandler(previous)
@@ -102,6 +114,45 @@ def run_app(model: str | None = None, template: str | None = None, screenshot: s
         print(f"convdesigner: could not write the screenshot to '{screenshot}'", file=sys.stderr)
         return 1
     return 0
+
+
+def _prepare_screenshot(window, train_epochs: int | None, image: str | None, select: str | None,
+                        gradcam: bool) -> str | None:
+    """Train from the panel and/or show a picture's activations before the grab; an error message, or None."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    def wait(condition, seconds: float) -> bool:
+        loop = QEventLoop()
+        timer = QTimer()
+        timer.timeout.connect(lambda: loop.quit() if condition() else None)
+        timer.start(20)
+        QTimer.singleShot(int(seconds * 1000), loop.quit)
+        loop.exec()
+        timer.stop()
+        return condition()
+
+    if train_epochs:
+        panel = window.training
+        window.training_dock.raise_()
+        if not wait(lambda: panel.session.data() is not None or panel._data_error, 120):
+            return "the training data did not load"
+        panel.form.set_values({"epochs": train_epochs})
+        if not panel.train_button.isEnabled():
+            return f"cannot train: {panel.readiness()}"
+        outcome = []
+        window.session.run_ended.connect(lambda reason, result: outcome.append((reason, result)))
+        panel.train_button.click()
+        if not wait(lambda: bool(outcome), 3600):
+            return "training did not finish"
+        if outcome[0][1] in ("diverged", "failed"):
+            return outcome[0][0]
+        panel.tabs.setCurrentWidget(panel.plots)
+        wait(lambda: False, 0.2)
+    if image:
+        from .inspect import show_inspection
+        window.activations_dock.raise_()
+        return show_inspection(window.activations, image, select, gradcam)
+    return None
 
 
 def _quiet_offscreen(kind, context, message: str) -> None:

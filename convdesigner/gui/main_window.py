@@ -6,9 +6,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QPointF, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSpinBox, QStyle, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QFrame,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSpinBox,
+    QStyle,
+    QWidget,
+)
 
 from .. import __version__
 from ..graph import TEMPLATES, Graph, Problem, build
@@ -19,6 +30,7 @@ from .canvas.block_item import HEIGHT
 from .canvas.scene import DesignScene, layout_positions
 from .canvas.view import CanvasView
 from .engine_thread import EngineThread
+from .inspect import install_activations
 from .inspector import Inspector
 from .palette import Palette
 from .problems import ProblemsList
@@ -66,8 +78,19 @@ class MainWindow(QMainWindow):
         self.training = TrainingPanel(self)
         self.training_dock = self._dock("Training", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.training_dock.setObjectName("training_dock")
+        self.activations = install_activations(self)
+        scroll = QScrollArea()  # the views keep their size in a small window and scroll instead
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self.activations)
+        self.activations_dock = self._dock("Activations", scroll, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.activations_dock.setObjectName("activations_dock")
+        self.tabifyDockWidget(self.training_dock, self.activations_dock)
+        self.training_dock.raise_()
+        self.setAcceptDrops(True)
         self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 300], Qt.Orientation.Horizontal)
         self.resizeDocks([self.inspector_dock, self.problems_dock], [520, 240], Qt.Orientation.Vertical)
+        self.resizeDocks([self.training_dock], [400], Qt.Orientation.Vertical)
         self._build_status_bar()
         self._build_menus()
 
@@ -82,6 +105,9 @@ class MainWindow(QMainWindow):
         if self.settings.value("window/geometry") is None:  # first start: 1440×920, or 90 % of a smaller screen
             screen = self.screen().availableGeometry()
             self.resize(min(1440, int(screen.width() * 0.9)), min(920, int(screen.height() * 0.9)))
+        if self.settings.value("window/state") is None:  # first start: the training panel gets room for its plots
+            QTimer.singleShot(0, lambda: self.resizeDocks([self.training_dock], [int(self.height() * 0.44)],
+                                                          Qt.Orientation.Vertical))
         self.set_graph(Graph(), "Untitled")
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -117,6 +143,10 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file.addActions([self.save_action, self.save_as_action])
         file.addSeparator()
+        self.open_image_action = self._action("Open &Image…", self.open_image, "Ctrl+I",
+                                              "Load a picture to see what each block makes of it")
+        file.addAction(self.open_image_action)
+        file.addSeparator()
         file.addAction(self.quit_action)
 
         edit = bar.addMenu("&Edit")
@@ -148,7 +178,8 @@ class MainWindow(QMainWindow):
         self.actual_size_action = self._action("&Actual Size", lambda: self.view.set_zoom(1.0), "Ctrl+1")
         view.addActions([self.zoom_in_action, self.zoom_out_action, self.fit_action, self.actual_size_action])
         view.addSeparator()
-        for dock in (self.palette_dock, self.inspector_dock, self.problems_dock, self.training_dock):
+        for dock in (self.palette_dock, self.inspector_dock, self.problems_dock, self.training_dock,
+                     self.activations_dock):
             view.addAction(dock.toggleViewAction())
 
         templates = bar.addMenu("&Templates")
@@ -305,6 +336,23 @@ class MainWindow(QMainWindow):
                        opened=model)
         self.training_unsaved = True
         self.setWindowModified(True)
+
+    def open_image(self) -> None:
+        self.activations_dock.show()
+        self.activations_dock.raise_()
+        self.activations.open_image_dialog()
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if self.activations.dropped_picture(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        path = self.activations.dropped_picture(event.mimeData())
+        if path:
+            event.acceptProposedAction()
+            self.activations_dock.show()
+            self.activations_dock.raise_()
+            self.activations.load_picture(path)
 
     def show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
@@ -494,6 +542,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             self.stop_engine()
+            QCoreApplication.processEvents()  # the stopped run's last snapshot, so that it can be saved
         if not self.maybe_save():
             event.ignore()
             return

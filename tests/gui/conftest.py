@@ -54,7 +54,10 @@ def dialogs(monkeypatch):
 def window(qtbot):
     from convdesigner.gui.main_window import MainWindow
     w = MainWindow()
-    qtbot.addWidget(w, before_close_func=lambda w: w.stack.setClean())  # closing must not ask to save
+    def discard(w):  # closing must not ask to save
+        w.stack.setClean()
+        w.training_unsaved = False
+    qtbot.addWidget(w, before_close_func=discard)
     w.resize(1200, 800)
     w.show()
     qtbot.waitExposed(w)

@@ -52,11 +52,11 @@ def test_rename_refuses_a_taken_name(lenet):
     assert fc1.name == "hidden" and lenet.scene.blocks[fc1.id]._lines[0] == "hidden"
 
 
-def test_status_bar_counts_and_memory_for_the_batch(lenet):
+def test_status_bar_counts_and_memory_for_the_batch(lenet, qtbot):
     info = lenet.scene.info
     lenet.batch_spin.setValue(256)
     mib = info.activation_bytes(256) / (1 << 20)
     assert mib > 1
     assert f"{mib:.1f} MB" in lenet.memory_label.text()
     assert "429 k" in lenet.macs_label.text()
-    assert "MNIST sample (8,000 train / 2,000 val)" in lenet.data_label.text()
+    qtbot.waitUntil(lambda: "mnist-sample (8,000 train / 2,000 val)" in lenet.data_label.text(), timeout=20000)

@@ -79,7 +79,9 @@ def test_trained_weights_kept_while_they_fit(window, tmp_path, dialogs):
     assert np.array_equal(kept.weights["conv1"]["kernel"], weights["conv1"]["kernel"])
 
     window.scene.select_nodes([node(window, "conv1").id])
+    dialogs.answers = [QMessageBox.StandardButton.Yes]  # keep the weights of the blocks the edit leaves alone
     window.inspector.editors["filters"].setValue(8)
+    assert dialogs.shown[-1][1] == "Keep the trained weights?" and window.training.keep_weights
     dialogs.answers = [QMessageBox.StandardButton.Cancel]
     assert not window.save()  # the user is told and keeps the choice
     assert "conv1" in dialogs.shown[-1][2] and load_model(tmp_path / "trained.h5").weights is not None

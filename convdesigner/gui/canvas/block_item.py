@@ -6,8 +6,10 @@ from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from ...graph import Node, NodeInfo, Problem
+from ...graph.graph import MAX_INPUT_SLOTS
 from ...graph.layers import fmt
 from .. import style
+from .health_badge import HealthBadge
 from .port_item import PortItem
 
 WIDTH = 232.0
@@ -58,6 +60,7 @@ class BlockItem(QGraphicsItem):
         self._summary = ""
         self._wired_slots: set[int] | None = None
         self.severity: str | None = None
+        self.health_badge: HealthBadge | None = None
         self.setPos(*node.pos)
 
     # ------------------------------------------------------------------------------------------- state from the graph
@@ -86,8 +89,8 @@ class BlockItem(QGraphicsItem):
         if wired_slots == self._wired_slots:
             return
         self._wired_slots = set(wired_slots)
-        if self.max_inputs is None:  # variadic: one free port more than the wires it has
-            count = max(self.min_inputs, max(wired_slots, default=-1) + 2, len(wired_slots) + 1)
+        if self.max_inputs is None:  # variadic: one free port more than the wires it has, within the graph's limit
+            count = min(MAX_INPUT_SLOTS, max(self.min_inputs, max(wired_slots, default=-1) + 2, len(wired_slots) + 1))
         else:
             count = self.max_inputs
         while len(self.input_ports) < count:
@@ -100,6 +103,19 @@ class BlockItem(QGraphicsItem):
         for i, port in enumerate(self.input_ports):
             port.setPos(WIDTH * (i + 1) / (count + 1), 0)
             port.set_wired(i in wired_slots)
+
+    def set_health(self, text: str | None, tooltip: str = "") -> None:
+        """Show a health badge (``text``, with ``tooltip`` on hover) at the top-right corner; None removes it."""
+        if text is None:
+            if self.health_badge is not None:
+                self.health_badge.setParentItem(None)
+                if self.health_badge.scene():
+                    self.health_badge.scene().removeItem(self.health_badge)
+                self.health_badge = None
+            return
+        if self.health_badge is None:
+            self.health_badge = HealthBadge(self, WIDTH)
+        self.health_badge.show_text(text, tooltip)
 
     def input_anchor(self, slot: int) -> QPointF:
         """Where the wire into input ``slot`` ends, in scene coordinates (blocks are never rotated or scaled)."""

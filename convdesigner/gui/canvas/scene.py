@@ -13,6 +13,7 @@ from PySide6.QtGui import QKeyEvent, QPainter, QPen, QPixmap, QUndoStack
 from PySide6.QtWidgets import QApplication, QGraphicsPathItem, QGraphicsScene, QGraphicsSceneMouseEvent
 
 from ...graph import KINDS, Edge, Graph, GraphInfo, Problem
+from ...graph.graph import loads_json
 from ...graph.layers import fmt
 from ...graph.layout import layered_layout
 from .. import commands, style
@@ -214,14 +215,13 @@ class DesignScene(QGraphicsScene):
         if mime is None or not mime.hasFormat(CLIP_MIME):
             self.message.emit("The clipboard holds no blocks; copy some first")
             return False
+        step = PASTE_STEP * (self._pastes + 1)
         try:
-            clip = json.loads(bytes(mime.data(CLIP_MIME)).decode())
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            self.message.emit("The clipboard's blocks cannot be read")
+            cmd = commands.Paste(self.graph, self.sync, loads_json(bytes(mime.data(CLIP_MIME))), (step, step))
+        except ValueError as e:  # GraphError included: nothing was pasted
+            self.message.emit(f"The clipboard's blocks cannot be pasted: {e}")
             return False
         self._pastes += 1
-        step = PASTE_STEP * self._pastes
-        cmd = commands.Paste(self.graph, self.sync, clip, (step, step))
         if not self.apply(cmd):
             return False
         self.select_nodes(cmd.node_ids)

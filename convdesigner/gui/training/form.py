@@ -177,14 +177,16 @@ class SettingsForm(QWidget):
 
     changed = Signal()
 
-    def __init__(self, groups: tuple[str, ...] = FORM_GROUPS, skip: set[str] = frozenset()) -> None:
+    def __init__(self, groups: tuple[str, ...] = FORM_GROUPS, skip: set[str] = frozenset(), boxed: bool = True) -> None:
         super().__init__()
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         self.editors: dict[str, SettingEditor] = {}
         for group in groups:
-            box = QGroupBox(group)
+            box = QGroupBox(group) if boxed else QWidget()
             form = QFormLayout(box)
+            if not boxed:
+                form.setContentsMargins(0, 0, 0, 0)
             form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
             for setting in training_settings.SETTINGS:
                 if setting.group != group or setting.name in skip:

@@ -64,7 +64,8 @@ class TrainingPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(left)
-        scroll.setMinimumWidth(390)
+        scroll.setMinimumWidth(300)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         controls = QWidget()
         bar = QVBoxLayout(controls)
@@ -178,7 +179,7 @@ class TrainingPanel(QWidget):
         self.preview_layout.setContentsMargins(0, 0, 0, 0)
         self.preview_layout.setSpacing(2)
         layout.addWidget(self.preview)
-        self.data_form = SettingsForm(("Data",), skip={"data"})
+        self.data_form = SettingsForm(("Data",), skip={"data"}, boxed=False)
         layout.addWidget(self.data_form)
         return box
 
@@ -259,9 +260,7 @@ class TrainingPanel(QWidget):
         self.form.set_values(values)
         self.data_form.set_values(values)
         self._converted = None
-        spec = values["data"] or "mnist-sample"
-        if spec != self._loaded_spec or self.session.data() is None:
-            self.set_data_spec(spec)
+        self.set_data_spec(values["data"] or "mnist-sample")
 
     def values(self) -> dict:
         return {**self.form.values(), **self.data_form.values(), "data": self.data_spec()}

@@ -114,7 +114,7 @@ class TrainingPlots(QWidget):
         plot = self.graphics.addPlot(row=row, col=col, colspan=colspan, title=title)
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setLabel("bottom", xlabel)
-        plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        plot.addLegend(offset=(-4, 4), labelTextSize="8pt", verSpacing=-6, colCount=2)
         return plot
 
     # ------------------------------------------------------------------------------------------- data in
@@ -132,12 +132,11 @@ class TrainingPlots(QWidget):
         self._dirty = True
 
     def add_epoch(self, row: dict) -> None:
-        x = float(row["epoch"])
-        self.epoch_train.add(x, row["train_loss"])
-        self.train_acc.add(x, row["train_acc"])
-        if _finite(row.get("val_loss")):
-            self.epoch_val.add(x, row["val_loss"])
-            self.val_acc.add(x, row["val_acc"])
+        x = float(row.get("epoch", self.epoch_train.n + 1))
+        for series, key in ((self.epoch_train, "train_loss"), (self.train_acc, "train_acc"),
+                            (self.epoch_val, "val_loss"), (self.val_acc, "val_acc")):
+            if _finite(row.get(key)):
+                series.add(x, row[key])
         self._dirty = True
 
     def show_run(self, run) -> None:
@@ -206,6 +205,8 @@ class TrainingPlots(QWidget):
         self.train_acc_item.setData(self.train_acc.xs, self.train_acc.ys)
         self.val_acc_item.setData(self.val_acc.xs, self.val_acc.ys)
         self.lr_item.setData(*positive(self.rates))
+        if self.rates.n and not log:
+            self.lr.setYRange(0, float(self.rates.ys.max()) * 1.1 or 1.0, padding=0)
 
 
 def _finite(value) -> bool:

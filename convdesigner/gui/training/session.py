@@ -22,11 +22,10 @@ from ...engine import settings as training_settings
 from ...engine.trainer import Trainer, TrainingDiverged
 from ...graph import Graph
 from ...io.h5model import ModelFile, ModelFileError
+from ...io.model_fields import MAX_BATCH_POINTS
 from ...io.resume import restore
 from ..engine_thread import EngineThread
 from . import recovery
-
-MAX_BATCH_POINTS = 4000  # per run in the model file: the batch curve is thinned to this many points
 
 
 class Run:
@@ -101,6 +100,9 @@ class TrainingSession(QObject):
                   input_shape: tuple | None = None) -> None:
         """Load a dataset on the engine thread; ``data_loaded`` or ``data_failed`` tells the outcome."""
         key = (spec, val_split, limit, seed, input_shape)
+        if key == self._data_spec:
+            return  # loaded, or loading
+        self._data = None
 
         def done(parts):
             if self._data_spec == key:
@@ -291,6 +293,7 @@ class _Reporter:
             self.first = False
             s._compiled_once = True
             s.compiling.emit(False)
+        s.trained = True  # the weights have moved from their initial values
         run = self.run
         run.steps.append(info["epoch"] - 1 + info["batch"] / info["batches"])
         run.losses.append(float(info["batch_loss"]))

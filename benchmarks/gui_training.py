@@ -1,0 +1,98 @@
+"""Training from the window, measured: the longest gap between 10 ms timer ticks of the GUI event loop during a
+full epoch of LeNet-5 on the MNIST sample (the window must never block longer than 50 ms), and the window's
+training img/s next to `convdesigner train` with the same settings in a fresh process.
+
+    python benchmarks/gui_training.py [--epochs 1] [--skip-cli]
+
+Run it on a quiet machine (nothing else running): it is a benchmark, not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def window_run(epochs: int) -> dict:
+    from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEventLoop, QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    QCoreApplication.setOrganizationName("ConvDesignerBench")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
+    app = QApplication.instance() or QApplication([])
+    from convdesigner.gui.main_window import MainWindow
+    window = MainWindow()
+    window.resize(1440, 900)
+    window.show()
+    window.open_template("lenet5")
+    loop = QEventLoop()
+    panel = window.training
+    while window.session.data() is None or panel.readiness() is not None:
+        app.processEvents()
+        time.sleep(0.01)
+    panel.form.set_values({"epochs": epochs})
+    gaps, clock = [], QElapsedTimer()
+    ticker = QTimer()
+    ticker.setInterval(10)
+
+    def tick():
+        gaps.append(clock.restart())
+    ticker.timeout.connect(tick)
+    ended = []
+    window.session.run_ended.connect(lambda reason, outcome: (ended.append(outcome), loop.quit()))
+    first_batch = []
+    window.session.batch_end.connect(lambda info: first_batch.append(time.perf_counter()) if not first_batch else None)
+    clock.start()
+    ticker.start()
+    started = time.perf_counter()
+    panel.train_button.click()
+    loop.exec()
+    ticker.stop()
+    run = window.session.runs[-1]
+    # gaps measured once the first batch has run (compiling kernels is reported in the panel, not counted here)
+    result = {"outcome": ended[0], "max_gap_ms": max(gaps[5:]), "median_gap_ms": sorted(gaps)[len(gaps) // 2],
+              "ticks": len(gaps), "img_s": [r["img_s"] for r in run.history],
+              "val_acc": [r["val_acc"] for r in run.history], "seconds": time.perf_counter() - started,
+              "start_to_first_batch_s": first_batch[0] - started if first_batch else None,
+              "redraws": panel.plots.redraws}
+    window.training_unsaved = False
+    window.stack.setClean()
+    window.close()
+    return result
+
+
+def cli_run(epochs: int) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "lenet.h5"
+        subprocess.run([sys.executable, "-m", "convdesigner.cli", "train", "--template", "lenet5", "--epochs",
+                        str(epochs), "--optimizer", "adam", "--lr", "2e-3", "--batch-size", "32", "--schedule",
+                        "cosine", "--augment", "shift=2,rotate=10", "--out", str(out)], check=True,
+                       stdout=subprocess.DEVNULL)
+        from convdesigner.io import load_model
+        history = load_model(out).history
+    return {"img_s": [r["img_s"] for r in history], "val_acc": [r["val_acc"] for r in history]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--skip-cli", action="store_true")
+    args = p.parse_args()
+    cli = None if args.skip_cli else cli_run(args.epochs)
+    gui = window_run(args.epochs)
+    print(json.dumps({"window": gui, "cli": cli}, indent=1))
+    if cli:
+        print(f"window / CLI img/s: {gui['img_s'][-1] / cli['img_s'][-1]:.3f}; longest event-loop gap "
+              f"{gui['max_gap_ms']} ms")
+
+
+if __name__ == "__main__":
+    main()
