@@ -1,4 +1,5 @@
-"""`convdesigner`: opens the designer; `convdesigner train|eval|predict|bench|info` run the same work headless.
+"""`convdesigner`: opens the designer; `convdesigner train|eval|predict|bench|info|export|import` run the same work
+headless.
 
 Every command prints a user's message and exits non-zero on a bad input; tracebacks are for bugs only.
 """
@@ -42,6 +43,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  {t.key:<20} {t.title:<22} {tag:<5} {_count(info.total_params):>13} parameters "
               f"{info.total_macs / 1e6:>10.1f} M mult-adds  {t.description}")
     return 0
+
+
+_LESS_MEMORY = "use fewer images (--limit), a smaller batch (--batch-size) or a smaller network"
 
 
 def _training_data(args: argparse.Namespace, resumed=None):
@@ -100,17 +104,15 @@ def _ctrl_c_stops(trainer):
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a template on a dataset with a progress line per epoch; exit 130 when stopped with Ctrl-C."""
     from .console import ConsoleProgress
-    from .data import Augment
-    from .engine import compile
-    from .engine.optimizers import OPTIMIZERS, make_optimizer
-    from .engine.schedules import parse_schedule
+    from .engine import compile, settings
+    from .engine.optimizers import OPTIMIZERS
     from .engine.trainer import Trainer, TrainingDiverged
     from .io import ModelFileError
     from .io.resume import restore
     if not args.template and not args.resume:
         raise CommandError("give --template NAME to start training, or --resume MODEL.h5 to continue")
     run = _resume(args) if args.resume else None
-    for key, value in _RUN_DEFAULTS.items():
+    for key, value in settings.defaults().items():  # left None by the parser, so `--resume` can tell what was given
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.optimizer not in OPTIMIZERS:
@@ -118,23 +120,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.lr is None:
         args.lr = OPTIMIZERS[args.optimizer].default_lr  # recorded as given, so a resumed run can name it
     _check_train_options(args)
-    graph, train, val, notes = _training_data(args, run.model.graph if run else None)
-    hyper = {k: v for k, v in (("momentum", 0.9 if args.momentum is None and args.optimizer == "sgd"
-                                             else args.momentum), ("weight_decay", args.weight_decay)) if v is not None}
     try:
-        net = compile(graph, seed=args.seed)
-        optimizer = make_optimizer(args.optimizer, net.parameters(), args.lr, **hyper)
-        schedule = parse_schedule(args.schedule, args.lr, args.epochs, args.warmup)
+        graph, train, val, notes = _training_data(args, run.model.graph if run else None)
+    except MemoryError:
+        raise CommandError(f"the data do not fit in memory; {_LESS_MEMORY}") from None
+    values = vars(args)
+    try:
+        net = compile(graph, device=args.device, seed=args.seed)
+        optimizer = settings.make_optimizer_for(values, net.parameters())
+        schedule = settings.make_schedule_for(values, args.epochs)
         progress = ConsoleProgress(args.epochs_done + args.epochs, args.batch_size)
         saving = _checkpoints(args, train)
         trainer = Trainer(net, optimizer, train, val, schedule, [progress, *saving], args.batch_size, args.seed,
-                          Augment(args.augment) if args.augment else None, args.clip_norm, args.early_stopping)
+                          settings.make_augment_for(values), args.clip_norm, args.early_stopping, args.restore_best)
         if run is not None:
             restore(run.model, net, optimizer, trainer)
         for checkpoints in saving:
             checkpoints.attach(trainer)
     except ValueError as e:  # CompileError, DatasetError and bad settings are all ValueErrors with a message
         raise CommandError(str(e)) from None
+    except MemoryError:
+        raise CommandError(f"the network does not fit in memory; {_LESS_MEMORY}") from None
     weights = sum(p.value.size for p in net.parameters())
     if run is None:
         what = args.template
@@ -153,6 +159,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 checkpoints.save()
         except (TrainingDiverged, ModelFileError) as e:
             raise CommandError(str(e)) from None
+        except MemoryError:
+            raise CommandError(f"training ran out of memory; {_LESS_MEMORY}") from None
     summary = progress.reason
     if val is not None:
         loss, acc = trainer.evaluate(val)
@@ -168,7 +176,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     """Training and inference images per second of the benchmark networks, ours next to PyTorch if installed."""
     from .engine import bench
-    templates = [t.strip() for t in args.templates.split(",") if t.strip()]
+    templates = [t.strip() for t in (args.templates or ",".join(bench.default_templates(args.device))).split(",")
+                 if t.strip()]
     unknown = [t for t in templates if t not in TEMPLATES]
     if unknown:
         raise CommandError(f"unknown template {', '.join(unknown)}; choose from {', '.join(TEMPLATES)}")
@@ -183,23 +192,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
           flush=True)
     try:
         cells, notes = bench.run(templates, sizes, timing, with_torch=not args.no_torch, threads=args.threads,
-                                 report=lambda cell: print(".", end="", flush=True))
+                                 report=lambda cell: print(".", end="", flush=True), device=args.device)
     except ValueError as e:
         raise CommandError(str(e)) from None
     print("\n" + bench.format_table(cells))
     for note in notes:
         print(f"  {note}")
     for key in templates if args.profile else ():
-        print(f"\n{bench.format_profile(key, bench.profile(key, sizes[0]), sizes[0])}")
+        print(f"\n{bench.format_profile(key, bench.profile(key, sizes[0], device=args.device), sizes[0])}")
     return 0
 
 
 # ----------------------------------------------------------------------------------------------- training runs
-# The run settings' defaults: the parser leaves them None, so that `--resume` can tell which ones were given.
-_RUN_DEFAULTS = {"data": "mnist-sample", "batch_size": 64, "optimizer": "adam", "schedule": "constant", "warmup": 0,
-                 "seed": 0, "augment": ""}
-
-
 def _resume(args: argparse.Namespace):
     """The model file to continue, its recorded run settings put into ``args``: the same data, optimizer, schedule,
     batch size and seed make the continuation exact, so a different value given for one of them is refused."""
@@ -243,19 +247,12 @@ def _setting_text(args: argparse.Namespace, key: str, value) -> str:
 
 def _check_train_options(args: argparse.Namespace) -> None:
     """Refuse out-of-range numbers and an --out that cannot be written, before any data are loaded."""
-    rules = (("seed", args.seed >= 0, "must be 0 or more"),
-             ("batch_size", args.batch_size >= 1, "must be at least 1"),
-             ("epochs", args.epochs >= 1, "must be at least 1"),
-             ("lr", args.lr > 0, "must be above 0"),
-             ("val_split", args.val_split is None or 0 <= args.val_split < 1, "must be at least 0 and below 1"),
-             ("warmup", args.warmup >= 0, "must be 0 or more"),
-             ("limit", args.limit is None or args.limit >= 1, "must be at least 1"),
-             ("checkpoint_every", args.checkpoint_every is None or args.checkpoint_every >= 0, "must be 0 or more"),
-             ("clip_norm", args.clip_norm is None or args.clip_norm > 0, "must be above 0"),
-             ("early_stopping", args.early_stopping is None or args.early_stopping >= 1, "must be at least 1"))
-    for key, fine, rule in rules:
-        if not fine:
-            raise CommandError(f"--{key.replace('_', '-')} {rule}, not {getattr(args, key)}")
+    from .engine.settings import BY_NAME, problems
+    found = problems({name: getattr(args, name) for name in BY_NAME})
+    if args.checkpoint_every is not None and args.checkpoint_every < 0:
+        found.append(f"--checkpoint-every must be 0 or more, not {args.checkpoint_every}")
+    if found:
+        raise CommandError(found[0])
     if args.out is None:
         if args.checkpoint_every is not None:
             raise CommandError("--checkpoint-every needs --out MODEL.h5 to save to")
@@ -280,10 +277,13 @@ def _checkpoints(args: argparse.Namespace, train) -> list:
     return [Checkpoints(args.out, train.description(), every, run_settings(vars(args), args.epochs_done + args.epochs))]
 
 
-def _load_network(path: str):
-    """A model file and the network built from it, or a CommandError saying why not."""
-    from .engine import compile
+def _load_network(path: str, device: str = "cpu"):
+    """A model file and the network built from it on ``device``, or a CommandError saying why not."""
+    from .engine import compile, device_status
     from .io import ModelFileError, load_model
+    available, reason = device_status(device)
+    if not available:
+        raise CommandError(f"--device {device} cannot be used: {reason}")
     try:
         model = load_model(path)
     except ModelFileError as e:
@@ -292,10 +292,12 @@ def _load_network(path: str):
         raise CommandError(f"{path} is a design without trained weights; train it first, e.g. "
                            f"convdesigner train --resume {path} --out trained.h5")
     try:
-        net = compile(model.graph)
+        net = compile(model.graph, device=device)
         net.load_state_dict(model.weights)
     except ValueError as e:
         raise CommandError(f"{path}: {e}") from None
+    except MemoryError:
+        raise CommandError(f"{path}: its network needs more memory than this computer has") from None
     return model, net
 
 
@@ -304,7 +306,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .data import load_dataset
     from .engine.metrics import evaluate
     from .io.report import confusion_table
-    model, net = _load_network(args.model)
+    model, net = _load_network(args.model, args.device)
     described = model.dataset or {}
     settings = (model.trainer or {}).get("settings") or {}
     spec = args.data or settings.get("data")
@@ -339,8 +341,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """The five most likely classes of each picture, with their probabilities."""
     from .data import load_image
     from .engine.metrics import top_k
-    model, net = _load_network(args.model)
+    if args.gradcam and args.device != "cpu":
+        raise CommandError("--gradcam runs on the CPU only for now; leave out --device cuda to get the overlay")
+    model, net = _load_network(args.model, args.device)
     described = model.dataset or {}
+    if args.gradcam and len(args.pictures) > 1:
+        raise CommandError("--gradcam writes the overlay of one picture; give a single picture with it")
+    if not 0 <= args.opacity <= 1:
+        raise CommandError(f"--opacity must lie between 0 and 1, not {args.opacity:g}")
     for picture in args.pictures:
         try:
             x = load_image(picture, net.input_shape, described)
@@ -352,6 +360,86 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for rank, (i, value) in enumerate(top_k(scores, 5), start=1):
             shown = f"{value:.4g}" if net.loss_kind == "MSE" else f"{value:7.2%}"
             print(f"  {rank}. {names[i] if i < len(names) else f'output {i}':<24} {shown}")
+        if args.gradcam:
+            _write_gradcam(args, net, x, described, names)
+    return 0
+
+
+def _write_gradcam(args: argparse.Namespace, net, x, described: dict, names: list) -> None:
+    """Grad-CAM of the top class at ``--block`` (default: the last block with maps) over the picture as the network
+    sees it, enlarged to at least 224 pixels so a 28×28 digit can be looked at."""
+    from PIL import Image
+
+    from .engine import inspect
+    channels = net.input_shape[0]
+    try:
+        block = args.block or inspect.last_map_block(net)
+        cam = inspect.grad_cam(net, x, block)
+    except inspect.InspectError as e:
+        raise CommandError(str(e)) from None
+    seen = inspect.picture(x, described.get("mean") or (0.0,) * channels, described.get("std") or (1.0,) * channels)
+    image = Image.fromarray(inspect.overlay(seen, cam.heat, args.opacity))
+    scale = max(1, -(-224 // max(image.size)))
+    image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    try:
+        image.save(args.gradcam, format="PNG")
+    except (OSError, ValueError) as e:
+        raise CommandError(f"cannot write the Grad-CAM overlay to '{args.gradcam}': {e}") from None
+    label = names[cam.cls] if cam.cls < len(names) else f"output {cam.cls}"
+    print(f"Grad-CAM of class {label} at block {block} written to {args.gradcam}")
+
+
+EXPORT_FORMATS = ("onnx", "pytorch")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """A model file's network and weights as an ONNX file (checked against our outputs before it is written) or as
+    a PyTorch package that trains with torchrun."""
+    from .io import ModelFileError
+    from .io.design import read_design
+    from .io.onnx_export import export_onnx
+    from .io.pytorch_export import export_pytorch
+    try:
+        model = read_design(args.model)
+        if args.format == "onnx":
+            check = export_onnx(args.out, model.graph, model.weights)
+        else:
+            notes = export_pytorch(args.out, model, Path(args.model).stem)
+    except ModelFileError as e:
+        raise CommandError(str(e)) from None
+    if args.format == "onnx":
+        print(f"wrote {args.out} (ONNX opset 17, {check.seconds:.1f} s): {check.note}")
+        return 0
+    for note in notes:
+        print(f"wrote {note}")
+    print(f"train it with: cd {args.out} && torchrun --nproc-per-node N train.py --out trained.h5 "
+          f"(or python train.py on one CPU), then open trained.h5 in ConvDesigner")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """An ONNX or Keras file's network and weights saved as a ConvDesigner model file (or its graph as JSON)."""
+    from .io import ModelFileError
+    from .io.design import is_graph_json, write_design
+    from .io.keras_import import read_keras
+    from .io.onnx_import import read_onnx
+    readers = {".onnx": read_onnx, ".h5": read_keras, ".keras": read_keras}
+    reader = readers.get(Path(args.source).suffix.lower())
+    if reader is None:
+        raise CommandError(f"cannot import {args.source}: give an ONNX file (.onnx) or a Keras model (.h5, .keras)")
+    if not is_graph_json(args.out) and Path(args.out).suffix.lower() != ".h5":
+        raise CommandError(f"cannot save to {args.out}: give a model file name ending in .h5 (or .json for the "
+                           f"graph only)")
+    try:
+        model, notes = reader(args.source)
+        write_design(args.out, model.graph, model)
+    except ModelFileError as e:
+        raise CommandError(str(e)) from None
+    info = model.graph.infer()
+    kept = "graph only" if is_graph_json(args.out) else f"{_count(info.total_params)} weights"
+    print(f"wrote {args.out}: {len(model.graph.nodes)} blocks, {kept}")
+    for note in notes:
+        print(f"  note: {note}")
     return 0
 
 
@@ -380,27 +468,9 @@ def _parser() -> argparse.ArgumentParser:
                            description="Train a template on a dataset. The template's Input block and last Dense "
                                        "block are adapted to the data's image shape and number of classes.")
     train.add_argument("--template", help=f"network to train: {', '.join(TEMPLATES)}")
-    train.add_argument("--data",
-                       help="mnist-sample, shapes, or a dataset file or folder (default mnist-sample)")
-    train.add_argument("--epochs", type=int, default=5, help="epochs to train (default 5)")
-    train.add_argument("--batch-size", type=int, help="images per mini-batch (default 64)")
-    train.add_argument("--optimizer", help="sgd, adam, adamw, rmsprop or adagrad (default adam)")
-    train.add_argument("--lr", type=float, help="learning rate (default 0.001; 0.01 for sgd and adagrad)")
-    train.add_argument("--momentum", type=float, help="momentum for sgd (default 0.9) or rmsprop (default 0)")
-    train.add_argument("--weight-decay", type=float,
-                       help="L2 weight decay on kernels (decoupled for adamw, default 0.01 there; 0 otherwise)")
-    train.add_argument("--schedule",
-                       help="learning-rate schedule KIND[:name=value,...]: constant, step:step_size=10,gamma=0.1, "
-                            "cosine:min_lr=0, plateau:patience=3,factor=0.1 (default constant)")
-    train.add_argument("--warmup", type=int, help="batches of linear learning-rate warmup (default 0)")
-    train.add_argument("--seed", type=int, help="seed for weights, shuffling and dropout (default 0)")
-    train.add_argument("--val-split", type=float,
-                       help="fraction held out for validation (default: the dataset's own validation part)")
-    train.add_argument("--augment", help="augmentation, e.g. flip,shift=4,rotate=12,noise=0.1")
-    train.add_argument("--clip-norm", type=float, help="clip the global gradient norm to this value")
-    train.add_argument("--early-stopping", type=int, metavar="PATIENCE",
-                       help="stop after this many epochs without a better validation loss; keep the best weights")
-    train.add_argument("--limit", type=int, help=argparse.SUPPRESS)  # first N images only, for quick checks
+    from .engine.settings import SETTINGS
+    for setting in SETTINGS:
+        _add_setting(train, setting)
     train.add_argument("--out", metavar="MODEL.h5",
                        help="save the model here as it trains and at the end, and its best epoch (lowest validation "
                             "loss) to MODEL.best.h5")
@@ -419,35 +489,87 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--part", choices=("val", "train", "all"), default="val",
                           help="which part of the data: the validation part held out in training (default), the "
                                "training part, or all of it")
+    _device_option(evaluate)
     evaluate.set_defaults(func=cmd_eval)
     predict = sub.add_parser("predict", help="the top-5 classes of pictures, with probabilities")
     predict.add_argument("model", help="a trained model file (.h5)")
     predict.add_argument("pictures", nargs="+", metavar="picture", help="picture files (PNG, JPEG, ...)")
+    predict.add_argument("--gradcam", metavar="OUT.png", help="write the Grad-CAM overlay of the top class (one "
+                                                              "picture)")
+    predict.add_argument("--block", help="the block Grad-CAM looks at (default: the last one with feature maps)")
+    predict.add_argument("--opacity", type=float, default=0.5, help="of the Grad-CAM heat map over the picture "
+                                                                    "(0–1, default 0.5)")
+    _device_option(predict)
     predict.set_defaults(func=cmd_predict)
     bench = sub.add_parser("bench", help="images per second of training and inference, ours vs PyTorch",
                            description="Training (SGD, momentum 0.9) and inference throughput on random data, "
                                        "next to PyTorch with the same network and thread count when it is installed.")
     bench.add_argument("--quick", action="store_true", help="a short run (about 0.5 s per cell)")
-    bench.add_argument("--templates", default="lenet5,seed-cnn", help="networks to time (default lenet5,seed-cnn)")
+    bench.add_argument("--templates", help="networks to time (default lenet5,seed-cnn; on cuda also resnet-small)")
     bench.add_argument("--batch-sizes", default="64,256", help="batch sizes (default 64,256)")
     bench.add_argument("--no-torch", action="store_true", help="time our engine only")
     bench.add_argument("--threads", type=int, help="threads for both engines (default: numba's, all cores)")
     bench.add_argument("--profile", action="store_true", help="also time each block's forward and backward")
+    _device_option(bench)
     bench.set_defaults(func=cmd_bench)
     info = sub.add_parser("info", help="list layer kinds and templates, or describe a model file")
     info.add_argument("model", nargs="?", help="a model file (.h5): its graph, parameters, history and file layout; "
                                                "or a graph JSON file: its graph")
     info.set_defaults(func=cmd_info)
+    export = sub.add_parser("export", help="write a model as ONNX or as PyTorch code",
+                            description="Write a model file's network with its weights (a design without weights: "
+                                        "its initial ones) as an ONNX file, checked against ConvDesigner's own "
+                                        "outputs before it is written, or as a PyTorch package whose train.py "
+                                        "trains it on one or many GPUs (torchrun) and saves a model file again.")
+    export.add_argument("model", help="a model file (.h5) or graph JSON file")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="onnx",
+                        help="onnx (default), or pytorch: a folder with model.py, weights.py and train.py (torchrun)")
+    export.add_argument("-o", "--out", required=True, metavar="PATH",
+                        help="the file (model.onnx) or, for pytorch, the folder to write")
+    export.set_defaults(func=cmd_export)
+    imported = sub.add_parser("import", help="turn an ONNX or Keras file into a ConvDesigner model file",
+                              description="Read an ONNX file or a Keras model (nothing in it is run; no TensorFlow "
+                                          "needed) and save its network with its weights as a ConvDesigner model "
+                                          "file, to open, inspect and train on.")
+    imported.add_argument("source", help="an ONNX file (.onnx) or a Keras model (.h5, .keras)")
+    imported.add_argument("-o", "--out", required=True, metavar="MODEL.h5",
+                          help="the model file (.h5) to write, or a graph JSON file (.json: the graph only)")
+    imported.set_defaults(func=cmd_import)
     return p
 
 
-def _gui_parser() -> argparse.ArgumentParser:
+def _add_setting(parser: argparse.ArgumentParser, setting) -> None:
+    """One `train` option from the training settings' description; left None so that `--resume` can tell it was
+    not given (the default is filled in later)."""
+    default = str(setting.default).lower() if setting.type is bool else setting.default
+    shown = "" if setting.default in (None, "") else f" (default {default})"
+    if setting.type is bool:
+        parser.add_argument(setting.option, action=argparse.BooleanOptionalAction, default=None,
+                            help=setting.help + shown)
+        return
+    choices = f"; one of {', '.join(setting.choices())}" if setting.choices is not None and not setting.editable \
+        else ""
+    parser.add_argument(setting.option, type=setting.type, help=setting.help + choices + shown,
+                        metavar="PATIENCE" if setting.name == "early_stopping" else None)
+
+
+def _device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the network runs: cpu (default), or cuda (an NVIDIA GPU, with the cuda extra)")
+
+
+def _gui_parser(known: list[str]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="convdesigner", description="Open the designer window "
-                                "(commands: train, eval, predict, bench, info; see convdesigner COMMAND -h).")
+                                f"(commands: {', '.join(known)}; see convdesigner COMMAND -h).")
     p.add_argument("--version", action="version", version=f"ConvDesigner {__version__}")
     p.add_argument("model", nargs="?", help="a model file (.h5) or graph JSON file to open")
     p.add_argument("--template", help=f"open a template instead: {', '.join(TEMPLATES)}")
     p.add_argument("--screenshot", metavar="PNG", help="render the window offscreen to this PNG and exit")
+    p.add_argument("--train-epochs", type=int, metavar="N",
+                   help="with --screenshot: first train N epochs from the training panel (as pressing Train does)")
+    p.add_argument("--image", metavar="PICTURE", help="with --screenshot: show the activations of this picture")
+    p.add_argument("--select", metavar="BLOCK", help="with --image: the block whose feature maps are shown")
+    p.add_argument("--gradcam", action="store_true", help="with --image: overlay Grad-CAM for the predicted class")
     return p
 
 
@@ -459,12 +581,21 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in known:
             args = commands.parse_args(argv)
             return args.func(args)
-        args = _gui_parser().parse_args(argv)
-        if args.model and not Path(args.model).exists():
-            raise CommandError(f"unknown command or file '{args.model}'; commands are {', '.join(known)} (or give a "
+        # the first word is checked before parsing, so that `convdesigner typo --help` is an error too
+        unknown = argv[0] if argv and not argv[0].startswith("-") and not Path(argv[0]).exists() else None
+        if unknown is None:
+            args = _gui_parser(known).parse_args(argv)
+            unknown = args.model if args.model and not Path(args.model).exists() else None
+        if unknown:
+            raise CommandError(f"unknown command or file '{unknown}'; commands are {', '.join(known)} (or give a "
                                f"model file to open)")
         from .gui.app import run_app
-        return run_app(model=args.model, template=args.template, screenshot=args.screenshot)
+        if (args.train_epochs is not None or args.image) and not args.screenshot:
+            raise CommandError("--train-epochs and --image go with --screenshot PNG")
+        if args.train_epochs is not None and args.train_epochs < 1:
+            raise CommandError(f"--train-epochs must be at least 1, not {args.train_epochs}")
+        return run_app(model=args.model, template=args.template, screenshot=args.screenshot,
+                       train_epochs=args.train_epochs, image=args.image, select=args.select, gradcam=args.gradcam)
     except CommandError as e:
         print(f"convdesigner: {e}", file=sys.stderr)
         return 2

@@ -4,13 +4,13 @@ import pytest
 from convdesigner import cli
 
 
-@pytest.mark.parametrize("argv", [["export"], ["nonexistcmd"], ["missing.h5"], ["--template", "lenet5", "gone.json"]])
+@pytest.mark.parametrize("argv", [["nonexistcmd"], ["missing.h5"], ["--template", "lenet5", "gone.json"]])
 def test_unknown_command_or_missing_file(argv, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert cli.main(argv) == 2
     name = argv[-1]
     assert capsys.readouterr().err == (f"convdesigner: unknown command or file '{name}'; commands are train, eval, "
-                                       f"predict, bench, info (or give a model file to open)\n")
+                                       f"predict, bench, info, export, import (or give a model file to open)\n")
 
 
 def test_no_display_is_a_message(monkeypatch, capsys):
@@ -22,12 +22,29 @@ def test_no_display_is_a_message(monkeypatch, capsys):
                                        "(convdesigner -h) or --screenshot FILE\n")
 
 
-def test_help_does_not_offer_export(capsys):
+def test_every_command_in_the_help_exists(capsys):
     with pytest.raises(SystemExit):
         cli.main(["-h"])
-    with pytest.raises(SystemExit):
-        cli.main(["info", "-h"])
-    assert "export" not in capsys.readouterr().out and "export" not in (cli.__doc__ or "")
+    shown = capsys.readouterr().out
+    for command in ("train", "eval", "predict", "bench", "info", "export", "import"):
+        assert command in shown
+        with pytest.raises(SystemExit) as done:
+            cli.main([command, "-h"])
+        assert done.value.code == 0 and f"usage: convdesigner {command}" in capsys.readouterr().out
+
+
+def test_screenshot_after_training_from_the_panel(tmp_path, monkeypatch):
+    """--train-epochs goes through the training panel, as pressing Train does."""
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    png = tmp_path / "trained.png"
+    assert cli.main(["--template", "lenet5", "--screenshot", str(png), "--train-epochs", "1"]) == 0
+    assert png.stat().st_size > 10_000
+
+
+def test_train_epochs_needs_a_screenshot(capsys):
+    assert cli.main(["--template", "lenet5", "--train-epochs", "1"]) == 2
+    assert "--train-epochs and --image go with --screenshot PNG" in capsys.readouterr().err
 
 
 def test_screenshot_is_quiet(tmp_path, capfd, monkeypatch):

@@ -2,19 +2,33 @@
 from __future__ import annotations
 
 import math
+import os
 import zipfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from .dataset import Dataset, DatasetError
+from ..hdf5_safety import (
+    DEFLATE,
+    DEFLATE_RATIO,
+    FLETCHER32,
+    SHUFFLE,
+    HDF5Refused,
+    check_no_overlap,
+    check_storage,
+    in_child,
+    stored_nbytes,
+)
+from .dataset import MAX_CLASSES, Dataset, DatasetError, class_count
 from .transform import to_dataset_dtype
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _IMAGE_KEYS, _LABEL_KEYS = ("images", "x", "X", "data"), ("labels", "y", "Y", "targets")
 _VAL_SUFFIXES = ("_val", "_valid", "_validation", "_test")
+_NAME_KEYS = ("class_names", "classes", "label_names")
 _CHANNELS = (1, 3, 4)
+_FILTERS = frozenset({DEFLATE, SHUFFLE, FLETCHER32})
 
 
 def to_nchw(images: np.ndarray, input_shape: tuple[int, int, int] | None, where: str) -> tuple[np.ndarray, str]:
@@ -93,8 +107,8 @@ def _dataset(store, keys: list[str], suffix: str, path: Path, input_shape) -> Da
 
 
 def _class_names(store, keys: list[str], count: int) -> list[str]:
-    key = _pick(keys, ("class_names", "classes", "label_names"))
-    if key is not None:
+    key = _pick(keys, _NAME_KEYS)
+    if key is not None and math.prod(store[key].shape) <= MAX_CLASSES:
         names = np.asarray(store[key]).ravel()
         if names.dtype.kind in "USO" and len(names) >= count:
             return [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names.tolist()]
@@ -113,7 +127,7 @@ def _from_store(store, keys: list[str], path: Path, input_shape) -> tuple[Datase
     if val is not None and val.input_shape != train.input_shape:
         raise DatasetError(f"{path}: training images are {'×'.join(map(str, train.input_shape))} but validation "
                            f"images are {'×'.join(map(str, val.input_shape))}")
-    count = int(max(train.labels.max(initial=-1), val.labels.max(initial=-1) if val is not None else -1)) + 1
+    count = max(class_count(part.labels, path) for part in (train, val) if part is not None)
     names = _class_names(store, keys, count)
     for part in (train, val):
         if part is not None:
@@ -126,6 +140,7 @@ def _from_store(store, keys: list[str], path: Path, input_shape) -> tuple[Datase
 def load_npz(path: Path, input_shape=None) -> tuple[Dataset, Dataset | None]:
     """images/x + labels/y (or x_train/y_train with x_test|x_val/y_test|y_val) from an .npz; never unpickles."""
     try:
+        _check_npz_sizes(path)
         with np.load(path, allow_pickle=False) as store:
             return _from_store(store, list(store.files), path, input_shape)
     except DatasetError:
@@ -134,13 +149,93 @@ def load_npz(path: Path, input_shape=None) -> tuple[Dataset, Dataset | None]:
         raise DatasetError(f"{path}: not a readable NPZ file ({exc})") from None
     except ValueError as exc:  # object arrays need pickling, which is refused
         raise DatasetError(f"{path}: cannot read its arrays ({exc})") from None
+    except MemoryError:
+        raise DatasetError(f"{path}: too large to read into this computer's memory") from None
+
+
+def _check_npz_sizes(path: Path) -> None:
+    """Each array's declared size against the bytes its archive member holds and this computer's memory, read from
+    the .npy headers before numpy allocates anything (a 1 KB file can declare 10^12 elements)."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            key = info.filename.removesuffix(".npy")
+            ratio = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: DEFLATE_RATIO}.get(info.compress_type)
+            if ratio is None:
+                raise DatasetError(f"{path}: '{key}' is compressed in a way numpy does not write; save the file "
+                                   f"with numpy.savez or numpy.savez_compressed")
+            if info.file_size > info.compress_size * ratio + 4096:
+                raise DatasetError(f"{path}: '{key}' declares {info.file_size:,} bytes, more than its "
+                                   f"{info.compress_size:,} stored bytes can hold (a damaged or forged archive)")
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as fh:
+                reader = readers.get(np.lib.format.read_magic(fh))
+                if reader is None:
+                    raise DatasetError(f"{path}: '{key}' is in a .npy format version this program does not read")
+                shape, _, dtype = reader(fh)
+                header = fh.tell()
+            nbytes = math.prod(shape) * dtype.itemsize
+            if nbytes > info.file_size - header:
+                raise DatasetError(f"{path}: '{key}' declares {'×'.join(map(str, shape))} {dtype} values "
+                                   f"({nbytes:,} bytes) but holds only {info.file_size - header:,} bytes")
+            _check_memory(path, key, nbytes)
+
+
+def _check_memory(path: Path, key: str, nbytes: int) -> None:
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: the size checks against the file remain
+        return
+    if nbytes > memory:
+        raise DatasetError(f"{path}: '{key}' takes {nbytes / 2 ** 30:,.1f} GiB, more than this computer's "
+                           f"{memory / 2 ** 30:,.1f} GiB of memory")
 
 
 def load_hdf5(path: Path, input_shape=None) -> tuple[Dataset, Dataset | None]:
-    """The same keys as load_npz, as datasets at the top level of an HDF5 file."""
+    """The same keys as load_npz, as datasets at the top level of an HDF5 file, which must be entries of the file's
+    own (no links to other files, no external or virtual storage) with every declared byte stored in it. The file is
+    walked in a child process first: HDF5 can crash on damaged metadata."""
+    failure = in_child(_walk_hdf5, str(path))
+    if failure is not None:
+        raise DatasetError(f"{path}: {failure}; it was not opened")
     try:
         with h5py.File(path, "r") as store:
-            keys = [k for k in store.keys() if isinstance(store[k], h5py.Dataset)]
-            return _from_store(store, keys, path, input_shape)
-    except OSError as exc:
-        raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from None
+            return _from_store(store, _checked_datasets(store, path), path, input_shape)
+    except DatasetError:
+        raise
+    except HDF5Refused as exc:
+        raise DatasetError(f"{path}: {exc}") from None
+    except MemoryError:
+        raise DatasetError(f"{path}: too large to read into this computer's memory") from None
+    except Exception as exc:  # noqa: BLE001 — h5py raises OSError, KeyError, RuntimeError... on a damaged file
+        raise DatasetError(f"{path}: not a readable HDF5 file ({type(exc).__name__}: {exc})") from None
+
+
+def _checked_datasets(store: h5py.File, path: Path) -> list[str]:
+    """The names of the top-level datasets, each checked as :func:`load_hdf5` describes before any is read."""
+    keys, ranges = [], []
+    for key in store:
+        link = store.get(key, getlink=True)
+        if not isinstance(link, h5py.HardLink):
+            target = getattr(link, "filename", None) or getattr(link, "path", "")
+            raise HDF5Refused(f"'/{key}' is a link to '{target}'; a data file may only hold entries of its own")
+        ds = store[key]
+        if isinstance(ds, h5py.Dataset):
+            check_storage(ds, _FILTERS, ranges)
+            _check_memory(path, key, stored_nbytes(ds))
+            keys.append(key)
+    check_no_overlap(ranges)
+    return keys
+
+
+def _walk_hdf5(path: str) -> None:
+    """What the child process reads: the checks and the class names, which may live in HDF5's global heap."""
+    try:
+        with h5py.File(path, "r") as store:
+            keys = _checked_datasets(store, Path(path))
+            key = _pick(keys, _NAME_KEYS)
+            if key is not None and math.prod(store[key].shape) <= MAX_CLASSES:
+                store[key][()]
+    except Exception:  # noqa: BLE001, S110 — the parent meets the same error and reports it
+        pass

@@ -7,9 +7,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+MAX_CLASSES = 100_000  # labels are class indices: one of 10^9 would otherwise make a billion class names
+
 
 class DatasetError(ValueError):
     """A path or file that cannot be read as a dataset; the message says what is wrong and where."""
+
+
+def class_count(labels: np.ndarray, where: object) -> int:
+    """The number of classes non-negative integer ``labels`` index, refused above MAX_CLASSES."""
+    count = int(labels.max()) + 1 if len(labels) else 0
+    if count > MAX_CLASSES:
+        raise DatasetError(f"{where}: a label is {count - 1:,}, but labels are class numbers from 0 and at most "
+                           f"{MAX_CLASSES:,} classes are supported; renumber the classes 0, 1, 2...")
+    return count
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """A folder with one sub-folder of pictures per class (optionally split into train/ and val/ or test/)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,18 @@ def read_picture(path: Path, channels: int, size: tuple[int, int] | None) -> np.
             pixels = np.asarray(img, np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DatasetError(f"{path}: cannot decode this picture ({exc})") from None
+    except (Image.DecompressionBombError, MemoryError) as exc:
+        raise _too_large(path, exc) from None
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+
+def _too_large(path: Path, error: Exception) -> DatasetError:
+    """Pillow refuses pictures of over twice MAX_IMAGE_PIXELS before decoding them (a 200-byte file can declare
+    60000×60000); its message holds the declared count."""
+    declared = re.search(r"\((\d+) pixels\)", str(error))
+    size = f" of {int(declared[1]):,} pixels" if declared else ""
+    return DatasetError(f"{path}: the picture{size} is too large to read (at most {Image.MAX_IMAGE_PIXELS:,} "
+                        f"pixels); scale it down first")
 
 
 def _pictures(folder: Path) -> list[Path]:
@@ -44,6 +56,8 @@ def _is_colour(path: Path) -> bool:
             return img.mode not in ("1", "L", "LA", "I", "I;16", "F")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DatasetError(f"{path}: cannot decode this picture ({exc})") from None
+    except (Image.DecompressionBombError, MemoryError) as exc:
+        raise _too_large(path, exc) from None
 
 
 def _scan(root: Path, classes: list[str] | None) -> dict[str, list[Path]]:
@@ -73,7 +87,9 @@ def _read(root: Path, found: dict[str, list[Path]], classes: list[str], channels
     for (path, _), img in zip(files, images, strict=True):
         if img.shape[1:] != shape:
             raise DatasetError(f"inconsistent image sizes: {first} is {shape[1]}×{shape[0]} but {path} is "
-                               f"{img.shape[2]}×{img.shape[1]} (width×height); give an input shape to resize them")
+                               f"{img.shape[2]}×{img.shape[1]} (width×height); resize the pictures to one size, or "
+                               f"train a design whose Input block sets the size (convdesigner train --resume "
+                               f"DESIGN.h5), to which they are then resized")
     return Dataset(np.stack(images), np.array([label for _, label in files]), list(classes), name=root.name,
                    meta={"source": str(root), "notes": []})
 

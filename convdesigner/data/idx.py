@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset, DatasetError
+from .dataset import Dataset, DatasetError, class_count
 
 _TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
           0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -23,12 +23,14 @@ def looks_like_idx(head: bytes) -> bool:
 def _raw_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        try:
+    try:
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DatasetError(f"{path}: damaged gzip data ({exc})") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DatasetError(f"{path}: damaged gzip data ({exc})") from None
+    except MemoryError:
+        raise DatasetError(f"{path}: too large to read into this computer's memory") from None
     return data
 
 
@@ -77,7 +79,7 @@ def load_idx(images_path: Path, labels_path: Path, name: str | None = None) -> D
         if scaled:
             images /= 255.0
         notes.append(f"{images_path.name}: non-byte IDX images read as float" + (" divided by 255" if scaled else ""))
-    count = int(labels.max()) + 1 if len(labels) else 0
+    count = class_count(labels, labels_path)
     return Dataset(np.ascontiguousarray(images), labels, [str(k) for k in range(count)],
                    name=name or Path(images_path).name.split("-")[0].split(".")[0],
                    meta={"source": str(images_path), "notes": notes})

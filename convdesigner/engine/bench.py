@@ -2,7 +2,8 @@
 
 PyTorch is optional and never a dependency: it is imported only when a comparison is asked for and installed. Both
 engines get the same weights, random data, optimizer and thread count in the same process, and each cell is the
-median of several timed repeats after a warm-up.
+median of several timed repeats after a warm-up. On 'cuda' both run on the same GPU, PyTorch in fp32 with TF32 off
+(the precision our kernels compute in), and every timed step ends with the device synchronised on both sides.
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ import numpy as np
 from ..graph.graph import Graph
 from ..graph.layers import conv_padding
 from ..graph.templates import build
-from . import compile
+from . import compile, device_status
 from .optimizers import make_optimizer
 
 BENCH_TEMPLATES = ("lenet5", "seed-cnn")
+CUDA_TEMPLATES = ("lenet5", "seed-cnn", "resnet-small")  # a GPU has time for the deeper network too
 BENCH_BATCHES = (64, 256)
 OPTIMIZER = ("sgd", {"momentum": 0.9})  # the same rule on both sides: SGD with momentum 0.9, lr 0.01
 LR = 0.01
@@ -83,6 +85,7 @@ def ours_steps(net, x: np.ndarray, labels: np.ndarray):
         net.loss(labels)
         net.backward(input_grad=False)
         opt.step()
+        net.backend.synchronize()
 
     def infer():
         net.forward(x, training=False)
@@ -90,37 +93,56 @@ def ours_steps(net, x: np.ndarray, labels: np.ndarray):
     return train, infer
 
 
-def run(templates=BENCH_TEMPLATES, batches=BENCH_BATCHES, timing: Timing | None = None, with_torch: bool = True,
-        report=None, threads: int | None = None) -> tuple[list[Cell], list[str]]:
+def default_templates(device: str) -> tuple[str, ...]:
+    return CUDA_TEMPLATES if device == "cuda" else BENCH_TEMPLATES
+
+
+def run(templates=None, batches=BENCH_BATCHES, timing: Timing | None = None, with_torch: bool = True,
+        report=None, threads: int | None = None, device: str = "cpu") -> tuple[list[Cell], list[str]]:
     """Every (template, batch, mode) cell on our engine and, when available, on PyTorch; returns cells and notes.
-    ``report(cell)`` is called as each cell finishes. ``threads``: both engines' thread count (default numba's)."""
+    ``report(cell)`` is called as each cell finishes. ``threads``: both engines' thread count (default numba's).
+    ``device``: 'cpu' or 'cuda' (a ValueError says why a device cannot be used); ``templates`` default by device."""
+    available, reason = device_status(device)
+    if not available:
+        raise ValueError(f"cannot benchmark on {device}: {reason}")
     if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
         raise ValueError(f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, not {threads}")
     before = numba.get_num_threads()
     numba.set_num_threads(threads or before)
     try:
-        return _run(templates, batches, timing or Timing(), with_torch, report)
+        return _run(templates or default_templates(device), batches, timing or Timing(), with_torch, report,
+                    device, reason)
     finally:
         numba.set_num_threads(before)
 
 
-def _run(templates, batches, timing: Timing, with_torch: bool, report) -> tuple[list[Cell], list[str]]:
+def _run(templates, batches, timing: Timing, with_torch: bool, report, device: str,
+         where: str) -> tuple[list[Cell], list[str]]:
     threads = numba.get_num_threads()
-    notes = [f"{threads} thread{'s' if threads != 1 else ''}; optimizer {OPTIMIZER[0]} momentum "
-             f"{OPTIMIZER[1]['momentum']} lr {LR}; random data; median of {timing.repeats} runs of "
-             f"~{timing.seconds / timing.repeats:.2g} s per cell after {timing.warmup} warm-up steps"]
+    on = f"{threads} thread{'s' if threads != 1 else ''}" if device == "cpu" else f"CUDA on {where}"
+    notes = [f"{on}; optimizer {OPTIMIZER[0]} momentum {OPTIMIZER[1]['momentum']} lr {LR}; random data; median of "
+             f"{timing.repeats} runs of ~{timing.seconds / timing.repeats:.2g} s per cell after {timing.warmup} "
+             f"warm-up steps"]
     torch = _import_torch() if with_torch else None
     if with_torch and torch is None:
         notes.append("PyTorch is not installed: only our engine was timed (pip install torch to compare)")
-    if torch is not None:
+    if torch is not None and device == "cuda" and not torch.cuda.is_available():
+        notes.append(f"PyTorch {torch.__version__} has no CUDA here: only our engine was timed")
+        torch = None
+    if torch is not None and device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        notes.append(f"PyTorch {torch.__version__} eager on {torch.cuda.get_device_name()} (cuDNN "
+                     f"{torch.backends.cudnn.version()}), fp32 with TF32 off")
+    elif torch is not None:
         torch.set_num_threads(threads)
         notes.append(f"PyTorch {torch.__version__} with torch.set_num_threads({threads})")
     cells = []
     for key in templates:
         graph = build(key)
-        net = compile(graph, seed=0)
+        net = compile(graph, device=device, seed=0)
         classes = int(np.prod(net.output_shape))
-        twin = TorchTwin(torch, graph, net) if torch is not None else None
+        twin = TorchTwin(torch, graph, net, device) if torch is not None else None
         if twin is not None:
             notes.append(f"{key}: max |ours − torch| over the logits of one batch = {twin.check(net):.1e}")
         for batch in batches:
@@ -146,15 +168,17 @@ def format_table(cells: list[Cell]) -> str:
     return "\n".join(lines)
 
 
-def profile(template: str, batch: int = 64, steps: int = 20) -> list[tuple[str, str, float, float]]:
+def profile(template: str, batch: int = 64, steps: int = 20,
+            device: str = "cpu") -> list[tuple[str, str, float, float]]:
     """Per block of ``template``: (name, kind, forward ms, backward ms) per training step, mean over ``steps``; a
-    last row holds the rest of the step (loss, optimizer, bookkeeping)."""
-    net = compile(build(template), seed=0)
+    last row holds the rest of the step (loss, optimizer, bookkeeping). On 'cuda' every block waits for its
+    kernels, so the blocks add up to more than a free-running step."""
+    net = compile(build(template), device=device, seed=0)
     x, labels = random_batch(net.input_shape, int(np.prod(net.output_shape)), batch)
     spent = {layer.name: [0.0, 0.0] for layer in net.layers}
     for layer in net.layers:
         for slot, method in enumerate(("forward", "backward")):
-            setattr(layer, method, _timed(getattr(layer, method), spent[layer.name], slot))
+            setattr(layer, method, _timed(getattr(layer, method), spent[layer.name], slot, net.backend.synchronize))
     train, _ = ours_steps(net, x, labels)
     for _ in range(3):
         train()
@@ -178,10 +202,11 @@ def format_profile(template: str, rows: list[tuple[str, str, float, float]], bat
     return "\n".join(lines)
 
 
-def _timed(method, total: list[float], slot: int):
+def _timed(method, total: list[float], slot: int, sync):
     def wrapper(*args):
         start = time.perf_counter()
         out = method(*args)
+        sync()
         total[slot] += time.perf_counter() - start
         return out
     return wrapper
@@ -200,20 +225,21 @@ def _import_torch():
 class TorchTwin:
     """The graph rebuilt as a PyTorch module with our network's weights, stepping with the same optimizer rule."""
 
-    def __init__(self, torch, graph: Graph, net) -> None:
-        self.torch = torch
-        self.model = _torch_module(torch, graph, net.state_dict())
+    def __init__(self, torch, graph: Graph, net, device: str = "cpu") -> None:
+        self.torch, self.device = torch, torch.device(device)
+        self.model = _torch_module(torch, graph, net.state_dict()).to(self.device)
+        self.sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def check(self, net) -> float:
         x, _ = random_batch(net.input_shape, 2, 8, seed=1)
         self.model.eval()
         with self.torch.no_grad():
-            theirs = self.model(self.torch.from_numpy(x)).numpy()
+            theirs = self.model(self.torch.from_numpy(x).to(self.device)).cpu().numpy()
         return float(np.max(np.abs(theirs - net.forward(x, training=False))))
 
     def steps(self, x: np.ndarray, labels: np.ndarray):
-        torch, model = self.torch, self.model
-        tx, ty = torch.from_numpy(x), torch.from_numpy(labels)
+        torch, model, sync = self.torch, self.model, self.sync
+        tx, ty = torch.from_numpy(x).to(self.device), torch.from_numpy(labels).to(self.device)
         opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=OPTIMIZER[1]["momentum"])
         loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -222,11 +248,12 @@ class TorchTwin:
             opt.zero_grad(set_to_none=True)
             loss_fn(model(tx), ty).backward()
             opt.step()
+            sync()
 
         def infer():
             model.eval()
             with torch.inference_mode():
-                model(tx)
+                model(tx).cpu()  # the logits come down, as ours do
 
         return train, infer
 

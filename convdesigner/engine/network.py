@@ -14,7 +14,8 @@ import numpy as np
 
 from ..graph.graph import Graph
 from ..graph.layers import KINDS, fmt
-from .backend import Backend, cpu_backend
+from .backend import Backend, cpu_backend, cuda_backend
+from .cuda.status import device_status
 from .layers import LAYER_CLASSES, Layer, Parameter
 
 
@@ -23,23 +24,36 @@ class CompileError(ValueError):
 
 
 def compile(graph: Graph, device: str = "cpu", seed: int = 0) -> Network:  # noqa: A001 - the engine's verb
-    """A runnable network for ``graph`` on ``device``, weights initialised from ``seed``."""
-    if device == "cuda":
-        raise CompileError("the CUDA backend is not available in this version of ConvDesigner; compile with "
-                           "device='cpu'")
-    if device != "cpu":
-        raise CompileError(f"unknown device {device!r}; ConvDesigner runs networks on 'cpu'")
+    """A runnable network for ``graph`` on ``device`` ('cpu' or 'cuda'), weights initialised from ``seed``."""
+    backend = _backend(device)
     info = graph.infer()
     errors = [p.message for p in info.problems if p.severity == "error"]
     if errors:
         raise CompileError("the network cannot be compiled until these problems are fixed:\n"
                            + "\n".join(f"- {m}" for m in errors))
-    return Network(graph.copy(), _cpu(), seed)
+    return Network(graph.copy(), backend(), seed)
+
+
+def _backend(device: str):
+    """The factory of ``device``'s backend; a CompileError saying what is missing when it cannot run here."""
+    if device == "cpu":
+        return _cpu
+    available, reason = device_status(device)
+    if device != "cuda":
+        raise CompileError(reason)
+    if not available:
+        raise CompileError(f"the CUDA backend is not available: {reason}; use the CPU instead")
+    return _cuda
 
 
 @lru_cache(maxsize=1)
 def _cpu() -> Backend:
     return cpu_backend()
+
+
+@lru_cache(maxsize=1)
+def _cuda() -> Backend:
+    return cuda_backend()
 
 
 class Network:
@@ -108,8 +122,9 @@ class Network:
             outs[i] = layer.forward([outs[j] for j in sources] if sources else [x], training)
         self._loss_grad = None
         if self.keep_activations:
-            self.activations = {layer.name: out.copy() for layer, out in zip(self.layers, outs, strict=True)}
-        return outs[self._head].copy()
+            self.activations = {layer.name: self.backend.to_host(out)
+                                for layer, out in zip(self.layers, outs, strict=True)}
+        return self.backend.to_host(outs[self._head])
 
     def loss(self, targets: np.ndarray) -> float:
         """Mean loss of the last forward against ``targets``; keeps dL/dy for :meth:`backward`."""
@@ -132,7 +147,7 @@ class Network:
             raise ValueError(f"the gradient must match the last output, {fmt(y.shape) if y is not None else 'none'}"
                              f", not {fmt(np.shape(grad))}")
         else:
-            grad = np.ascontiguousarray(grad, dtype=np.float32)
+            grad = self.backend.upload(grad, "output_grad")
         grads: list[np.ndarray | None] = [None] * len(self.layers)
         grads[self._head] = grad
         needs = self._needs[input_grad]
@@ -141,7 +156,7 @@ class Network:
             need, runs = needs[i]
             if dy is None:
                 for p in layer.weights.values():
-                    p.grad[...] = 0.0  # a dangling block does not affect the loss
+                    self.backend.fill(p.grad, 0.0)  # a dangling block does not affect the loss
                 continue
             if not runs:
                 continue
@@ -152,7 +167,7 @@ class Network:
                 if dx is not None:
                     grads[j] = dx if grads[j] is None else self._accumulate(j, grads[j], dx)
         dx = grads[self._input]
-        return dx.copy() if input_grad and dx is not None else None
+        return self.backend.to_host(dx) if input_grad and dx is not None else None
 
     def _accumulate(self, step: int, total: np.ndarray, dx: np.ndarray) -> np.ndarray:
         key = (step, dx.shape)
@@ -164,8 +179,10 @@ class Network:
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Evaluation-mode outputs after the head: class probabilities, sigmoid outputs or regression values."""
-        parts = [self.head.proba(self.forward(x[i:i + batch_size], training=False))
-                 for i in range(0, len(x), batch_size)]
+        parts = []
+        for i in range(0, len(x), batch_size):
+            self.forward(x[i:i + batch_size], training=False)
+            parts.append(self.head.proba(self._outputs[self._head]))
         return np.concatenate(parts) if parts else np.empty((0,) + self.output_shape, np.float32)
 
     # ------------------------------------------------------------------------------------------- weights
@@ -176,8 +193,9 @@ class Network:
         return {**{n: p.value for n, p in layer.weights.items()}, **layer.state}
 
     def state_dict(self) -> dict[str, dict[str, np.ndarray]]:
-        """Copies of every learnable array and BatchNorm running statistic, by block name and array name."""
-        return {layer.name: {n: a.copy() for n, a in self._arrays(layer).items()}
+        """Numpy copies of every learnable array and BatchNorm running statistic, by block name and array name
+        (the same on every device, so a model file trained on one resumes on the other)."""
+        return {layer.name: {n: self.backend.to_host(a) for n, a in self._arrays(layer).items()}
                 for layer in self.layers if self._arrays(layer)}
 
     def load_state_dict(self, state: dict) -> None:
@@ -200,11 +218,16 @@ class Network:
                                      f"needs {fmt(target.shape)}")
                 pairs.append((target, source))
         for target, source in pairs:
-            target[...] = source
+            self.backend.write(target, source)
 
-    def reseed(self, seed: int, epoch: int) -> None:
-        """Dropout masks from np.random.default_rng([seed, epoch]), so a resumed run repeats the same masks."""
-        rng = np.random.default_rng([seed, epoch])
+    def states(self) -> list[np.ndarray]:
+        """The arrays a training forward pass changes besides the weights (BatchNorm running statistics)."""
+        return [a for layer in self.layers for a in layer.state.values()]
+
+    def reseed(self, seed: int, epoch: int, batch: int = 0) -> None:
+        """Dropout masks from np.random.default_rng([seed, epoch, batch]), so a run resumed at any batch repeats
+        the same masks."""
+        rng = np.random.default_rng([seed, epoch, batch])
         for layer in self.layers:
             if layer.uses_rng:
                 layer.rng = rng

@@ -6,9 +6,12 @@ The update rules follow ``torch.optim`` (Adam's bias correction, AdamW's decoupl
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 from numba import njit
+
+from .backend import on_device
 
 _F = np.float32
 
@@ -66,8 +69,34 @@ def _adagrad_kernel(p, g, acc, lr, eps, wd):
 
 # ----------------------------------------------------------------------------------------------- optimizers
 
+def _cpu_global_norm(grads) -> float:
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported as an infinite norm
+        return math.sqrt(sum(float(np.dot(g, g)) for g in grads))
+
+
+def _cpu_scale(arrays, s) -> None:
+    for a in arrays:
+        a *= s
+
+
+_CPU_KERNELS = SimpleNamespace(sgd=_sgd_kernel, adam=_adam_kernel, rmsprop=_rmsprop_kernel, adagrad=_adagrad_kernel,
+                               zeros_like=np.zeros_like, to_host=np.copy, from_host=lambda a: a,
+                               global_norm=_cpu_global_norm, scale=_cpu_scale)
+
+
+def _kernels(params):
+    """The update kernels for where ``params`` live: the numba CPU ones above, or engine/cuda's for GPU arrays
+    (same signatures, so the rules below run unchanged on both)."""
+    if params and on_device(params[0].value):
+        from .cuda import updates
+        return updates
+    return _CPU_KERNELS
+
+
 def _flat(a: np.ndarray) -> np.ndarray:
     """A 1-D view of a parameter array; a copy would silently drop the update, so refuse non-contiguous arrays."""
+    if on_device(a):
+        return a.reshape(-1)  # device arrays are allocated contiguous by the CUDA backend
     if not a.flags.c_contiguous or a.dtype != np.float32:
         raise ValueError(f"optimizer arrays must be C-contiguous float32, got {a.dtype} with strides {a.strides}")
     return a.reshape(-1)
@@ -90,7 +119,8 @@ class Optimizer:
         self.lr = lr
         self._check()
         self.step_count = 0
-        self.slots = [{name: np.zeros_like(p.value) for name in self.slot_names(self.hyper)}
+        self._k = _kernels(self.params)
+        self.slots = [{name: self._k.zeros_like(p.value) for name in self.slot_names(self.hyper)}
                       for p in self.params]
 
     @property
@@ -126,7 +156,7 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         return {"kind": self.kind, "hyper": {"lr": self.lr, **self.hyper}, "step": self.step_count,
-                "slots": {f"{p.block}/{p.name}": {k: v.copy() for k, v in s.items()}
+                "slots": {f"{p.block}/{p.name}": {k: self._k.to_host(v) for k, v in s.items()}
                           for p, s in zip(self.params, self.slots, strict=True)}}
 
     def load_state_dict(self, state: dict) -> None:
@@ -153,7 +183,7 @@ class Optimizer:
                 if arr.shape != p.value.shape:
                     raise ValueError(f"optimizer state {key} '{name}' has shape {arr.shape}, "
                                      f"but the parameter is {p.value.shape}")
-                entry[name] = np.array(arr, dtype=np.float32, order="C")
+                entry[name] = self._k.from_host(np.array(arr, dtype=np.float32, order="C"))
             new_slots.append(entry)
         self.hyper = {**self.defaults, **hyper}
         self.lr = lr
@@ -186,7 +216,7 @@ class SGD(Optimizer):
 
     def _update(self, p, g, slots, wd, decay):
         buf = slots["momentum"].reshape(-1) if slots else p
-        _sgd_kernel(p, g, buf, _F(self.lr), wd, _F(self.hyper["momentum"]), bool(self.hyper["nesterov"]))
+        self._k.sgd(p, g, buf, _F(self.lr), wd, _F(self.hyper["momentum"]), bool(self.hyper["nesterov"]))
 
 
 class Adam(Optimizer):
@@ -216,7 +246,7 @@ class Adam(Optimizer):
     def _update(self, p, g, slots, wd, decay):
         h = self.hyper
         shrink = _F(1 - self.lr * h["weight_decay"]) if self.decoupled and decay else _F(1)
-        _adam_kernel(p, g, slots["m"].reshape(-1), slots["v"].reshape(-1), self._step_size, _F(h["beta1"]),
+        self._k.adam(p, g, slots["m"].reshape(-1), slots["v"].reshape(-1), self._step_size, _F(h["beta1"]),
                      _F(h["beta2"]), _F(h["eps"]), self._inv_sqrt_bc2, _F(0) if self.decoupled else wd, shrink)
 
 
@@ -250,7 +280,7 @@ class RMSprop(Optimizer):
     def _update(self, p, g, slots, wd, decay):
         h = self.hyper
         buf = slots["momentum"].reshape(-1) if "momentum" in slots else p
-        _rmsprop_kernel(p, g, slots["square_avg"].reshape(-1), buf, _F(self.lr), _F(h["alpha"]), _F(h["eps"]), wd,
+        self._k.rmsprop(p, g, slots["square_avg"].reshape(-1), buf, _F(self.lr), _F(h["alpha"]), _F(h["eps"]), wd,
                         _F(h["momentum"]))
 
 
@@ -271,7 +301,7 @@ class Adagrad(Optimizer):
         return ("sum",)
 
     def _update(self, p, g, slots, wd, decay):
-        _adagrad_kernel(p, g, slots["sum"].reshape(-1), _F(self.lr), _F(self.hyper["eps"]), wd)
+        self._k.adagrad(p, g, slots["sum"].reshape(-1), _F(self.lr), _F(self.hyper["eps"]), wd)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {c.kind: c for c in (SGD, Adam, AdamW, RMSprop, Adagrad)}
@@ -288,8 +318,8 @@ def make_optimizer(kind: str, params, lr: float, **hyper) -> Optimizer:
 
 def global_norm(params) -> float:
     """The L2 norm of all gradients together (inf or nan when any gradient is)."""
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported as an infinite norm
-        return math.sqrt(sum(float(np.dot(g, g)) for g in (_flat(p.grad) for p in params)))
+    params = list(params)
+    return _kernels(params).global_norm([_flat(p.grad) for p in params])
 
 
 def clip_grad_norm(params, max_norm: float) -> float:
@@ -297,7 +327,6 @@ def clip_grad_norm(params, max_norm: float) -> float:
     norm before clipping."""
     norm = global_norm(params)
     if norm > max_norm:
-        scale = _F(max_norm / (norm + 1e-6))
-        for p in params:
-            p.grad *= scale
+        params = list(params)
+        _kernels(params).scale([p.grad for p in params], _F(max_norm / (norm + 1e-6)))
     return norm

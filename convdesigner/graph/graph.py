@@ -5,6 +5,7 @@ mark the offending blocks while the rest stays usable. Serialisation is a plain,
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from .layers import KINDS, LayerKind, ParamError, Shape, ShapeError, fmt, kind
 
 FORMAT = "convdesigner-graph"
 VERSION = 1
+MAX_INPUT_SLOTS = 256  # a block that takes any number of inputs (Add, Concat) takes at most this many
 
 
 class GraphError(ValueError):
@@ -119,19 +121,26 @@ class Graph:
 
     def connect(self, src: int, dst: int, slot: int | None = None) -> Edge:
         """Wire ``src``'s output into ``dst``'s input ``slot`` (the first free one when None)."""
-        problem = self.wiring_problem(src, dst, slot)
+        return self._connect(src, dst, slot, {e.slot for e in self.edges if e.dst == dst})
+
+    def _connect(self, src: int, dst: int, slot: int | None, used: set[int]) -> Edge:
+        """:meth:`connect` given the slots of ``dst`` already wired (``used``, updated here)."""
+        problem = self._wiring_problem(src, dst, slot, used)
         if problem:
             raise GraphError(problem)
         if slot is None:
-            used = {e.slot for e in self.edges if e.dst == dst}
             slot = next(i for i in range(len(used) + 1) if i not in used)
         edge = Edge(src, dst, slot)
         self.edges.append(edge)
+        used.add(slot)
         return edge
 
     def wiring_problem(self, src: int, dst: int, slot: int | None = None) -> str | None:
         """Why a wire from ``src`` into ``dst`` (input ``slot``, or the first free one) cannot be made, else None.
         A wire closing a cycle is allowed here (validation reports it); the canvas also asks :meth:`closes_cycle`."""
+        return self._wiring_problem(src, dst, slot, {e.slot for e in self.edges if e.dst == dst})
+
+    def _wiring_problem(self, src: int, dst: int, slot: int | None, used: set[int]) -> str | None:
         self.node(src)
         target = self.node(dst)
         if src == dst:
@@ -139,15 +148,17 @@ class Graph:
         limit = target.spec.max_inputs
         if limit == 0:
             return f"{target.kind} '{target.name}' takes no inputs"
-        used = {e.slot for e in self.edges if e.dst == dst}
+        if limit is None:
+            limit = MAX_INPUT_SLOTS
         if slot is None:
-            if limit is not None and len(used) >= limit:
+            if len(used) >= limit:
                 return f"every input of '{target.name}' is already wired; remove a wire first"
             return None
         if slot < 0:
             return "input slots start at 0"
-        if limit is not None and slot >= limit:
-            return f"{target.kind} '{target.name}' takes {limit} input{'s' if limit > 1 else ''}"
+        if slot >= limit:
+            most = "at most " if target.spec.max_inputs is None else ""
+            return f"{target.kind} '{target.name}' takes {most}{limit} input{'s' if limit > 1 else ''}"
         if slot in used:
             return f"input {slot + 1} of '{target.name}' is already wired; remove that wire first"
         return None
@@ -276,10 +287,10 @@ class Graph:
             ni.output_shape = tuple(int(d) for d in out)
             ni.params = spec.param_count(node.params, shapes)
             ni.macs = int(spec.macs(node.params, shapes, ni.output_shape))
-        self._check_reachability(problems, on_cycle)
+        self._check_reachability(problems, on_cycle, feeds)
         return info
 
-    def _check_reachability(self, problems: list[Problem], on_cycle: set[int]) -> None:
+    def _check_reachability(self, problems: list[Problem], on_cycle: set[int], feeds: dict[int, list[Edge]]) -> None:
         ins, outs = self.inputs(), self.outputs()
         if not ins:
             problems.append(Problem(None, "error", "the network has no Input block; add one from the palette"))
@@ -300,7 +311,7 @@ class Graph:
             if i in on_cycle or n.kind == "Input":
                 continue
             if ins and i not in from_input:
-                if self.inputs_of(i):  # unwired blocks already got "has no input"; this is its consequence
+                if feeds[i]:  # unwired blocks already got "has no input"; this is its consequence
                     problems.append(Problem(i, "warning", f"{n.kind} '{n.name}' is not reachable from the Input; "
                                                           f"wire it into the network or delete it"))
             elif outs and i not in to_output and not n.spec.is_loss:
@@ -346,24 +357,34 @@ class Graph:
             raise GraphError(f"the graph was written by a newer ConvDesigner (format version {version}, this one "
                              f"reads up to {VERSION}); update ConvDesigner to open it")
         g = cls()
+        names: set[str] = set()
         try:
             for nd in data["nodes"]:
                 if nd["kind"] not in KINDS:
                     raise GraphError(f"block '{nd.get('name')}' has unknown kind '{nd['kind']}'; it may come from a "
                                      f"newer ConvDesigner")
-                if any(n.name == nd["name"] for n in g.nodes.values()):
-                    raise GraphError(f"two blocks are called '{nd['name']}'")
-                pos = nd.get("pos", (0.0, 0.0))
-                node = g.add(nd["kind"], str(nd["name"]), dict(nd["params"]), (pos[0], pos[1]), int(nd["id"]))
-                if node.name != nd["name"]:
-                    raise GraphError(f"block name {nd['name']!r} is not valid")
+                name, node_id, pos = _check_name(nd["name"]), _whole(nd["id"], "block id"), nd.get("pos", (0.0, 0.0))
+                if name in names:
+                    raise GraphError(f"two blocks are called '{name}'")
+                if node_id in g.nodes:
+                    raise GraphError(f"two blocks have the id {node_id}")
+                names.add(name)
+                x, y = float(pos[0]), float(pos[1])
+                if not (math.isfinite(x) and math.isfinite(y)):
+                    raise GraphError(f"block '{name}' has a position {x}, {y} that is not a finite number")
+                g.nodes[node_id] = Node(node_id, name, nd["kind"], KINDS[nd["kind"]].checked_params(dict(nd["params"])),
+                                        (x, y))
+                g._next_id = max(g._next_id, node_id + 1)
+            used: dict[int, set[int]] = {}
             for ed in data["edges"]:
-                g.connect(int(ed["src"]), int(ed["dst"]), int(ed["slot"]))
+                dst = _whole(ed["dst"], "wire target")
+                g._connect(_whole(ed["src"], "wire source"), dst, _whole(ed["slot"], "input slot"),
+                           used.setdefault(dst, set()))
         except GraphError:
             raise
         except ParamError as e:
             raise GraphError(f"a block has a bad parameter: {e}") from None
-        except (KeyError, TypeError, ValueError, IndexError) as e:
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError, RecursionError) as e:
             raise GraphError(f"the graph data is malformed ({type(e).__name__}: {e})") from None
         return g
 
@@ -377,8 +398,29 @@ class Graph:
         return f"Graph({len(self.nodes)} blocks, {len(self.edges)} wires)"
 
 
-def _check_name(name: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name) or name == ".":  # "." is the group itself in a model file
+def loads_json(text: str | bytes) -> Any:
+    """JSON from a file or the clipboard, which may be hostile: every failure, nesting too deep for Python and
+    numbers too long to convert included, is a ValueError with a message."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
+    except ValueError as e:
+        if "integer string conversion" in str(e):
+            raise ValueError("it holds a whole number thousands of digits long") from None
+        raise
+
+
+def _whole(value: Any, what: str) -> int:
+    """An id or slot from a file: a JSON whole number (not 1.5, "3", true or 1e400)."""
+    if type(value) is not int:
+        raise GraphError(f"a {what} is {value!r:.40}, expected a whole number")
+    return value
+
+
+def _check_name(name: Any) -> str:
+    valid = isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name)
+    if not valid or name == ".":  # "." is the group itself in a model file
         raise GraphError(f"'{name}' is not a valid block name: use up to 64 letters, digits, '_', '-' and '.'")
     return name
 
@@ -386,6 +428,24 @@ def _check_name(name: str) -> str:
 def _base_name(kind_name: str) -> str:
     spec = KINDS[kind_name]
     return (spec.short_name or kind_name.lower()) + "1"
+
+
+def data_fit_problem(graph: Graph, info: GraphInfo, input_shape: tuple[int, ...], classes: int,
+                     data_name: str) -> str | None:
+    """Why data of ``input_shape`` images and ``classes`` classes cannot train ``graph`` as it is (None: they fit);
+    the one message the Problems list, the status bar and the training panel all show."""
+    inputs, outputs = graph.inputs(), graph.outputs()
+    if len(inputs) != 1 or len(outputs) != 1:
+        return None  # the graph's own problems say what is wrong
+    shape = info.nodes[inputs[0].id].output_shape if inputs[0].id in info.nodes else None
+    if shape is not None and tuple(shape) != tuple(input_shape):
+        return (f"the network takes {fmt(shape)} images but {data_name} has {fmt(input_shape)}; fit the Input "
+                f"block to the data (Fit to data in the training panel)")
+    out = info.nodes[outputs[0].id].output_shape if outputs[0].id in info.nodes else None
+    if out is not None and math.prod(out) != classes:
+        return (f"the network has {math.prod(out)} outputs but {data_name} has {classes} classes; set the last "
+                f"Dense block's units to {classes} (Fit to data in the training panel)")
+    return None
 
 
 def adapt_graph(graph: Graph, input_shape: tuple[int, int, int], classes: int) -> tuple[Graph, list[str]]:

@@ -66,12 +66,9 @@ def layered_layout(nodes: Iterable[NodeKey], edges: Iterable[tuple[NodeKey, Node
         tops.append(y)
         bottoms.append(y + max((heights[v] for v in row), default=0.0))
         y = bottoms[-1] + v_gap
-    span = max(xs[v] + widths[v] / 2 for v in range(total)) - min(xs[v] - widths[v] / 2 for v in range(total))
     columns = [(0, len(layers))]
     if aspect is not None and bottoms[-1] > wrap_above:
-        count = (bottoms[-1] / (aspect * (span + column_gap))) ** 0.5
-        if count >= 1.5:
-            columns = _columns(layers, tops, bottoms, real, max(bottoms[-1] / round(count), wrap_above / 2))
+        columns = _best_columns(layers, tops, bottoms, real, xs, widths, aspect, column_gap, wrap_above)
     out: dict[NodeKey, tuple[float, float]] = {}
     offset = 0.0
     for first, end in columns:
@@ -83,6 +80,29 @@ def layered_layout(nodes: Iterable[NodeKey], edges: Iterable[tuple[NodeKey, Node
                 out[nodes[v]] = (round(xs[v] - widths[v] / 2 - left + offset, 1), tops[layer[v]] - tops[first])
         offset += right - left + column_gap
     return out
+
+
+def _best_columns(layers: list[list[int]], tops: list[float], bottoms: list[float], real: int, xs: list[float],
+                  widths: list[float], aspect: float, column_gap: float,
+                  wrap_above: float) -> list[tuple[int, int]]:
+    """The wrap into columns that shows the drawing largest on a page of height / width ``aspect``: each count of
+    columns is tried, and the one whose drawing needs the least shrinking to fit the page wins."""
+    def extent(first: int, end: int) -> float:
+        members = [v for row in layers[first:end] for v in row]
+        return max(xs[v] + widths[v] / 2 for v in members) - min(xs[v] - widths[v] / 2 for v in members)
+
+    best, best_scale = [(0, len(layers))], 0.0
+    for count in range(1, 17):
+        height = max(bottoms[-1] / count, wrap_above / 2)
+        columns = _columns(layers, tops, bottoms, real, height) if count > 1 else [(0, len(layers))]
+        width = sum(extent(a, b) for a, b in columns) + column_gap * (len(columns) - 1)
+        tall = max(bottoms[b - 1] - tops[a] for a, b in columns)
+        scale = min(1 / width, aspect / tall)  # the zoom that fits the page, per unit of page width
+        if scale > best_scale * 1.05:  # fewer columns unless more show the network clearly larger
+            best, best_scale = columns, scale
+        if height <= wrap_above / 2:
+            break
+    return best
 
 
 def _columns(layers: list[list[int]], tops: list[float], bottoms: list[float], real: int,

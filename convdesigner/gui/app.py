@@ -87,7 +87,8 @@ def run_app(model: str | None = None, template: str | None = None, screenshot: s
         if screenshot:
             window.resize(*SCREENSHOT_SIZE)
         window.show()
-        app.processEvents()  # the canvas has its final size before the design is framed in it
+        for _ in range(3):  # the docks settle (the first start sizes the training panel), then the canvas's size
+            app.processEvents()
         if design is not None:
             window.show_design(design, Path(model))
         else:
@@ -100,13 +101,12 @@ def run_app(model: str | None = None, template: str | None = None, screenshot: s
         app.processEvents()
         error = _prepare_screenshot(window, train_epochs, image, select, gradcam)
         if error:
-            window.stop_engine()
+            window.discard_training()
             print(f"convdesigner: {error}", file=sys.stderr)
             return 2
         app.processEvents()
         saved = window.grab().save(screenshot)
-        window.training_unsaved = False
-        window.stop_engine()
+        window.discard_training()
     finally:
         if screenshot:
             qInstallMessageHandler(previous)

@@ -8,12 +8,39 @@ run to end. Results and errors come back to the GUI thread through a queued sign
 """
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QCoreApplication, QThread, QTimer, Signal
+
+GC_INTERVAL_MS = 1000
+
+
+def collect_garbage_on_the_gui_thread() -> None:
+    """Python's cyclic garbage collector runs in whichever thread allocates; on the engine thread it can free a Qt
+    widget, whose destructor then deadlocks or crashes against the GUI thread. So once an engine thread exists,
+    automatic collection is off and a timer on the GUI thread collects instead (as pyqtgraph advises)."""
+    app = QCoreApplication.instance()
+    if app is None or app.property("convdesigner-gc") is not None:
+        return
+    gc.disable()
+    timer = QTimer(app)
+    timer.setInterval(GC_INTERVAL_MS)
+    timer.timeout.connect(_collect_due_generations)
+    timer.start()
+    app.setProperty("convdesigner-gc", True)
+
+
+def _collect_due_generations() -> None:
+    """What automatic collection would have done by now: the generations whose counts passed their thresholds
+    (a full collection only when due, so the timer seldom takes long)."""
+    counts, thresholds = gc.get_count(), gc.get_threshold()
+    due = [g for g in range(3) if counts[g] > thresholds[g]]
+    if due:
+        gc.collect(max(due))
 
 
 class Job:
@@ -53,6 +80,7 @@ class EngineThread(QThread):
         """Queue ``fn(*args, **kwargs)`` on the engine thread (started on first use); returns the job."""
         job = Job(fn, args, kwargs, done, failed, tag or getattr(fn, "__name__", "job"))
         if not self.isRunning():
+            collect_garbage_on_the_gui_thread()
             self.start()
         self._queue.put(job)
         return job

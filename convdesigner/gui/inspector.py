@@ -195,10 +195,11 @@ class Inspector(QWidget):
         rows = [("Input", ins), ("Output", out),
                 ("Parameters", style.count(info.params) if info and info.output_shape else "—"),
                 ("Mult-adds", style.short_count(info.macs) if info and info.output_shape else "—")]
-        problems = [p.message for p in self.scene.info.problems if p.node_id == self.node_id]
+        problems = [p for p in self.scene.info.problems if p.node_id == self.node_id]
         self.summary.setText("<table>" + "".join(f"<tr><td>{k}&nbsp;&nbsp;</td><td><b>{v}</b></td></tr>"
                                                  for k, v in rows) + "</table>"
-                             + "".join(f"<p style='color:{style.ERROR.name()}'>{m}</p>" for m in problems))
+                             + "".join(f"<p style='color:{style.problem_colour(p.severity).name()}'>{p.message}</p>"
+                                       for p in problems))
 
     def _enable_dependent(self, params: dict) -> None:
         """Grey out the parameters that have no effect with the others' values (pad_h without explicit padding)."""

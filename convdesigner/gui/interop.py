@@ -24,9 +24,8 @@ FOREIGN = (".onnx", ".keras")  # suffixes File › Open imports (a .h5 is a Conv
 
 
 def install_interop_menu(window) -> None:
-    """Add File › Import ONNX or Keras… and File › Export › ONNX…/PyTorch… to ``window``, before Open Image, and
-    let its ``open_file`` (File › Open, recent files, a dropped file, the command line) import .onnx and .keras
-    files instead of refusing them."""
+    """Add File › Import ONNX or Keras… and File › Export › ONNX…/PyTorch… to ``window``, before Open Image (its
+    ``open_file`` imports .onnx and .keras files through :func:`import_file`)."""
     file_menu = next(a.menu() for a in window.menuBar().actions()
                      if a.menu() is not None and window.open_image_action in a.menu().actions())
     window.import_action = QAction("&Import ONNX or Keras…", window)
@@ -40,13 +39,11 @@ def install_interop_menu(window) -> None:
     file_menu.insertMenu(before, export_menu)
     file_menu.insertSeparator(before)
     window.export_menu = export_menu
-    open_design = window.open_file
 
-    def open_file(path, ask: bool = True) -> bool:
-        if Path(path).suffix.lower() in FOREIGN:
-            return import_file(window, path, ask)
-        return open_design(path, ask)
-    window.open_file = open_file
+
+def is_foreign(path: str | Path) -> bool:
+    """Whether File › Open should import ``path`` (an ONNX or Keras file) rather than read it as a design."""
+    return Path(path).suffix.lower() in FOREIGN
 
 
 def import_file(window, path: str | Path, ask: bool = True) -> bool:
@@ -79,9 +76,9 @@ def _folder(window) -> str:
     return str(window.path.parent) if window.path else str(window.settings.value("last_folder", str(Path.home())))
 
 
-def _current_model(window) -> ModelFile:
-    """On the engine thread: the canvas graph with the weights the window holds now (None: never trained)."""
-    graph = window.scene.graph.copy()
+def _current_model(window, graph) -> ModelFile:
+    """On the engine thread: ``graph`` (the canvas's, copied on the GUI thread) with the weights the window holds
+    now (None: never trained)."""
     net = window.session.inspection_network()
     trained = window.session.trained or window.trained is not None
     kept = window.trained
@@ -110,8 +107,10 @@ def export_onnx_dialog(window, path: str | None = None) -> None:
             return
         path = path if Path(path).suffix else path + ".onnx"
 
+    graph = window.scene.graph.copy()
+
     def job() -> str:
-        model = _current_model(window)
+        model = _current_model(window, graph)
         check = export_onnx(path, model.graph, model.weights)
         return f"Exported {Path(path).name}: {check.note}"
     _run(window, "ONNX", job)
@@ -123,7 +122,9 @@ def export_pytorch_dialog(window, folder: str | None = None) -> None:
         if not folder:
             return
 
+    graph = window.scene.graph.copy()
+
     def job() -> str:
-        notes = export_pytorch(folder, _current_model(window), Path(window.title).stem)
+        notes = export_pytorch(folder, _current_model(window, graph), Path(window.title).stem)
         return f"Exported {'; '.join(notes)} — train with torchrun --nproc-per-node N train.py"
     _run(window, "PyTorch", job)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QPointF, QSettings, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QPointF, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -25,7 +25,7 @@ from .. import __version__
 from ..graph import TEMPLATES, Graph, Problem, build
 from ..io.design import read_design, weights_mismatch, write_design
 from ..io.h5model import ModelFile, ModelFileError
-from . import style
+from . import interop, style
 from .canvas.block_item import HEIGHT
 from .canvas.scene import DesignScene, layout_positions
 from .canvas.view import CanvasView
@@ -39,13 +39,15 @@ from .training.panel import TrainingPanel
 from .training.session import TrainingSession
 
 MAX_RECENT = 8
-FILE_FILTER = "ConvDesigner model (*.h5);;Graph JSON (*.json);;All files (*)"
+FILE_FILTER = ("ConvDesigner model (*.h5);;Graph JSON (*.json);;ONNX or Keras model, imported (*.onnx *.keras);;"
+               "All files (*)")
 
 
-def lay_out_if_unplaced(graph: Graph) -> None:
-    """Templates (and graphs written by scripts) put every block at one spot: give them the layered layout."""
+def lay_out_if_unplaced(graph: Graph, page: dict) -> None:
+    """Templates (and graphs written by scripts) put every block at one spot: give them the layered layout, shaped
+    for the view (``page``: CanvasView.layout_page)."""
     if len(graph.nodes) > 1 and len({n.pos for n in graph.nodes.values()}) == 1:
-        for node_id, pos in layout_positions(graph).items():
+        for node_id, pos in layout_positions(graph, **page).items():
             graph.move(node_id, pos)
 
 
@@ -93,6 +95,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.training_dock], [400], Qt.Orientation.Vertical)
         self._build_status_bar()
         self._build_menus()
+        interop.install_interop_menu(self)
 
         self.scene.changed.connect(self.update_status)
         self.scene.message.connect(self.show_message)
@@ -105,10 +108,14 @@ class MainWindow(QMainWindow):
         if self.settings.value("window/geometry") is None:  # first start: 1440×920, or 90 % of a smaller screen
             screen = self.screen().availableGeometry()
             self.resize(min(1440, int(screen.width() * 0.9)), min(920, int(screen.height() * 0.9)))
-        if self.settings.value("window/state") is None:  # first start: the training panel gets room for its plots
-            QTimer.singleShot(0, lambda: self.resizeDocks([self.training_dock], [int(self.height() * 0.44)],
-                                                          Qt.Orientation.Vertical))
+        self._first_show = self.settings.value("window/state") is None  # then size the training panel on show
         self.set_graph(Graph(), "Untitled")
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._first_show:  # first start: the training panel gets room for its plots
+            self._first_show = False
+            self.resizeDocks([self.training_dock], [int(self.height() * 0.42)], Qt.Orientation.Vertical)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -309,6 +316,12 @@ class MainWindow(QMainWindow):
         self.training.keep_weights = answer == QMessageBox.StandardButton.Yes
         self.training.update_state()
 
+    def discard_training(self) -> None:
+        """End headless use (a screenshot): stop the engine, forget the run and its autosave."""
+        self.stop_engine()
+        self.training_unsaved = False
+        recovery.discard(self.session.recovery_path)
+
     def stop_engine(self) -> None:
         """Stop a run between batches and end the engine thread (closing the window)."""
         self.session.stop()
@@ -385,7 +398,7 @@ class MainWindow(QMainWindow):
     def set_graph(self, graph: Graph, title: str, path: Path | None = None, trained: ModelFile | None = None,
                   template: str | None = None, opened: ModelFile | None = None) -> None:
         """Show a new design; ``opened`` is the file it came from (its runs and settings), ``trained`` its weights."""
-        lay_out_if_unplaced(graph)
+        lay_out_if_unplaced(graph, self.view.layout_page())
         self.path, self.title, self.trained = path, title, trained
         self.template_key, self.training_unsaved, self._keep_weights_asked = template, False, False
         self.training.keep_weights = False
@@ -435,6 +448,8 @@ class MainWindow(QMainWindow):
 
     def open_file(self, path: str | Path, ask: bool = True) -> bool:
         """Open a model or graph file; a bad file gets a message box and leaves the current design as it was."""
+        if interop.is_foreign(path):
+            return interop.import_file(self, path, ask)
         if ask and not self.maybe_save():
             return False
         try:

@@ -23,6 +23,11 @@ TEXT = QColor("#1d2329")
 MUTED_TEXT = QColor("#5f6b76")
 
 
+def problem_colour(severity: str) -> QColor:
+    """Errors red, warnings amber: the canvas, the inspector and the Problems list agree."""
+    return ERROR if severity == "error" else WARNING
+
+
 def category_colour(category: str) -> QColor:
     if category in CATEGORY_COLOURS:
         return QColor(CATEGORY_COLOURS[category])

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..graph import Graph, GraphError
+from ..graph.graph import loads_json
 from .h5model import ModelFile, ModelFileError, checked_arrays, load_model, open_error, save_model, write_atomically
 
 JSON_SUFFIX = ".json"
@@ -25,14 +26,17 @@ def read_design(path: str | os.PathLike) -> ModelFile:
     if not is_graph_json(path):
         return load_model(path)
     try:
-        with open(path, encoding="utf-8") as fh:
-            return ModelFile(Graph.from_dict(json.load(fh)))
+        with open(path, "rb") as fh:
+            data = loads_json(fh.read())
+        return ModelFile(Graph.from_dict(data))
     except OSError as e:
         raise open_error(path, e, "design file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(path, f"is not valid JSON ({e})") from None
+    except MemoryError:
+        raise ModelFileError(path, "is too large to read into this computer's memory") from None
     except GraphError as e:
         raise ModelFileError(path, f"its graph cannot be used: {e}") from None
+    except ValueError as e:  # not UTF-8, not JSON, nested too deeply, a number too long
+        raise ModelFileError(path, f"is not valid JSON ({e})") from None
 
 
 def write_design(path: str | os.PathLike, graph: Graph, kept: ModelFile | None = None) -> None:

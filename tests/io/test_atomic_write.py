@@ -16,7 +16,8 @@ def fail_on_array(monkeypatch, n: int, error: BaseException) -> None:
     def write(f, key, value):
         calls.append(key)
         if len(calls) == n:
-            assert os.path.getsize(f.filename) > 0  # the temporary file really holds part of the model
+            f.flush()
+            assert f.id.get_filesize() > 0  # the temporary file really holds part of the model
             raise error
         real(f, key, value)
     monkeypatch.setattr(h5model, "_write_array", write)

@@ -37,7 +37,7 @@ class PReLU(Layer):
     kind = "PReLU"
 
     def init(self, rng):
-        self.weights["slope"].value[...] = 0.25
+        self.backend.fill(self.weights["slope"].value, 0.25)
 
     def forward(self, xs, training):
         self._x = x = xs[0]

@@ -43,10 +43,11 @@ class Layer:
     def init(self, rng: np.random.Generator) -> None:
         """Initial values: weights He-normal over their fan-in, biases zero (layers with other rules override)."""
         if "kernel" in self.weights:
-            w = self.weights["kernel"].value
-            fan_in = int(np.prod(w.shape[1:]))
+            kernel = self.weights["kernel"].value
+            w = np.empty(kernel.shape, np.float32)
             rng.standard_normal(out=w, dtype=np.float32)
-            w *= np.float32(np.sqrt(2.0 / fan_in))
+            w *= np.float32(np.sqrt(2.0 / int(np.prod(w.shape[1:]))))
+            self.backend.write(kernel, w)
 
     def buffer(self, tag: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
         """A scratch array kept for the next batch of the same shape (allocated once per batch size)."""

@@ -23,9 +23,10 @@ class Conv2D(Layer):
 
     def backward(self, dy, need):
         kernel, bias = self.weights["kernel"], self.weights.get("bias")
-        dx, kernel.grad[...], db = self.k.conv2d_backward(self._x, kernel.value, dy, *self.geometry, need_dx=need[0],
+        dx, dw, db = self.k.conv2d_backward(self._x, kernel.value, dy, *self.geometry, need_dx=need[0],
                                                           dx_out=self.like(self._x, "dx") if need[0] else None,
                                                           relu_out=self._y if self.fused_relu else None)
+        self.backend.write(kernel.grad, dw)
         if bias:
-            bias.grad[...] = db
+            self.backend.write(bias.grad, db)
         return [dx]

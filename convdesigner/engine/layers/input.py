@@ -11,12 +11,12 @@ class Input(Layer):
     kind = "Input"
 
     def forward(self, xs, training):
-        x = np.asarray(xs[0])
-        if x.ndim != 4 or tuple(x.shape[1:]) != self.output_shape:
+        shape = np.shape(xs[0])
+        if len(shape) != 4 or tuple(shape[1:]) != self.output_shape:
             shape = fmt(self.output_shape)
             raise ShapeError(f"the network takes batches of {shape} images (N×{shape}) but was given an array of "
-                             f"{fmt(x.shape)}; resize the data or edit the Input block")
-        return np.ascontiguousarray(x, dtype=np.float32)
+                             f"{fmt(shape)}; resize the data or edit the Input block")
+        return self.backend.upload(xs[0], "input")
 
     def backward(self, dy, need):
         return []

@@ -1,5 +1,6 @@
 """Output heads. In the network a head passes its input through (the logits); ``loss`` takes the mean loss against
-targets and keeps dL/dlogits for backward; ``proba`` turns outputs into what a user reads (probabilities)."""
+targets and keeps dL/dlogits for backward; ``proba`` turns outputs (on the host or the device) into what a user
+reads (probabilities), a fresh numpy array."""
 from __future__ import annotations
 
 import numpy as np
@@ -40,9 +41,10 @@ class SoftmaxCrossEntropy(_Head):
                                                   self.params["label_smoothing"], self.grad))
 
     def proba(self, y):
-        p = np.empty_like(y)
+        y = self.backend.upload(y, "proba")
+        p = self.backend.empty(y.shape)
         self.k.softmax_forward(channels(y), channels(p))
-        return p
+        return self.backend.host(p)
 
 
 class SigmoidBCE(_Head):
@@ -53,9 +55,10 @@ class SigmoidBCE(_Head):
         return float(self.k.sigmoid_bce(flat(y), flat(self._float_targets(y, targets)), flat(self.grad)))
 
     def proba(self, y):
-        p = np.empty_like(y)
+        y = self.backend.upload(y, "proba")
+        p = self.backend.empty(y.shape)
         self.k.sigmoid_forward(flat(y), flat(p))
-        return p
+        return self.backend.host(p)
 
 
 class MSE(_Head):
@@ -66,4 +69,4 @@ class MSE(_Head):
         return float(self.k.mean_squared_error(flat(y), flat(self._float_targets(y, targets)), flat(self.grad)))
 
     def proba(self, y):
-        return y.copy()
+        return self.backend.to_host(self.backend.upload(y, "proba"))

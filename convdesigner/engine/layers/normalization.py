@@ -14,8 +14,8 @@ class BatchNorm(Layer):
         self._mean, self._var, self._invstd = (self.backend.zeros((c,)) for _ in range(3))
 
     def init(self, rng):
-        self.weights["gamma"].value[...] = 1.0
-        self.state["running_var"][...] = 1.0
+        self.backend.fill(self.weights["gamma"].value, 1.0)
+        self.backend.fill(self.state["running_var"], 1.0)
 
     def forward(self, xs, training):
         self._x = x = xs[0]

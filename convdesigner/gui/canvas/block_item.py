@@ -80,7 +80,7 @@ class BlockItem(QGraphicsItem):
         tip = [f"<b>{node.name}</b> — {node.kind}", node.spec.help]
         if node.spec.params:
             tip.append("<br>".join(f"{k} = {v}" for k, v in node.params.items()))
-        tip += [f"<span style='color:{style.ERROR.name() if p.severity == 'error' else style.WARNING.name()}'>"
+        tip += [f"<span style='color:{style.problem_colour(p.severity).name()}'>"
                 f"{p.message}</span>" for p in problems]
         self.setToolTip("<p>" + "</p><p>".join(tip) + "</p>")
         self.update()

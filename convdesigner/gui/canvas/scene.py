@@ -29,10 +29,12 @@ SCROLL_MARGIN = 400.0
 ASPECT = 0.75  # height / width the auto-layout aims for when it wraps a long network into columns
 
 
-def layout_positions(graph: Graph) -> dict[int, tuple[float, float]]:
-    """The canvas's auto-layout: layered top to bottom, long networks wrapped into columns of a landscape page."""
+def layout_positions(graph: Graph, aspect: float = ASPECT,
+                     wrap_above: float = 3000.0) -> dict[int, tuple[float, float]]:
+    """The canvas's auto-layout: layered top to bottom, networks taller than ``wrap_above`` wrapped into columns of
+    a page whose height / width is ``aspect`` (the view's, where the caller knows it)."""
     return layered_layout(graph.nodes, [(e.src, e.dst) for e in graph.edges], lambda _: (WIDTH, HEIGHT), H_GAP,
-                          V_GAP, aspect=ASPECT)
+                          V_GAP, aspect=aspect, wrap_above=wrap_above)
 
 
 class DesignScene(QGraphicsScene):
@@ -228,7 +230,7 @@ class DesignScene(QGraphicsScene):
         return True
 
     def auto_layout(self) -> None:
-        positions = layout_positions(self.graph)
+        positions = layout_positions(self.graph, **(self.views()[0].layout_page() if self.views() else {}))
         if any(self.graph.nodes[i].pos != p for i, p in positions.items()):
             self.apply(commands.AutoLayout(self.graph, self.sync, positions))
 

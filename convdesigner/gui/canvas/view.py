@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeyEvent, QMouseEvent, QPainter, QWheelEvent
-from PySide6.QtWidgets import QGraphicsView
+from PySide6.QtWidgets import QApplication, QGraphicsView
 
 from .scene import DesignScene
 
@@ -14,6 +14,8 @@ MIN_ZOOM, MAX_ZOOM = 0.04, 3.0
 class CanvasView(QGraphicsView):
     def __init__(self, scene: DesignScene, parent=None) -> None:
         super().__init__(scene, parent)
+        self._auto_framed: float | None = None  # the min zoom of the last automatic framing, until the user moves
+        self._framing = False
         self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
         self.setDragMode(QGraphicsView.DragMode.RubberBandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
@@ -33,6 +35,27 @@ class CanvasView(QGraphicsView):
     def set_zoom(self, factor: float) -> None:
         factor = min(max(factor, MIN_ZOOM), MAX_ZOOM)
         self.scale(factor / self.zoom(), factor / self.zoom())
+        self._scroll_bars(True)
+        self._auto_framed = None
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self._auto_framed is not None and not self._framing:
+            self._framing = True  # showing or hiding the scroll bars resizes the viewport again
+            try:
+                self.show_top(self._auto_framed)
+            finally:
+                self._framing = False
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:  # noqa: N802
+        super().scrollContentsBy(dx, dy)
+        if self.isVisible() and QApplication.mouseButtons() != Qt.MouseButton.NoButton:
+            self._auto_framed = None  # the user moved the view
+
+    def _scroll_bars(self, shown: bool) -> None:
+        policy = Qt.ScrollBarPolicy.ScrollBarAsNeeded if shown else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        self.setHorizontalScrollBarPolicy(policy)
+        self.setVerticalScrollBarPolicy(policy)
 
     def zoom_by(self, step: float) -> None:
         self.set_zoom(self.zoom() * step)
@@ -48,9 +71,19 @@ class CanvasView(QGraphicsView):
         if self.zoom() > max_zoom:
             self.set_zoom(max_zoom)
         self.centerOn(rect.center())
+        self._scroll_bars(False)  # everything is in view: nothing to scroll to (a zoom brings them back)
+
+    def layout_page(self, min_zoom: float = 0.6) -> dict:
+        """What the auto-layout should aim for in this view: its shape, and wrapping into columns whatever is too
+        tall to see whole at ``min_zoom``."""
+        width, height = self.viewport().width(), self.viewport().height()
+        if width < 200 or height < 200:  # not shown yet
+            return {}
+        return {"aspect": height / width, "wrap_above": height / min_zoom}
 
     def show_top(self, min_zoom: float = 0.6) -> None:
-        """Fit the whole network, but no smaller than ``min_zoom``: then show where it starts (its top left)."""
+        """Fit the whole network, but no smaller than ``min_zoom``: then show where it starts (its top left). Until
+        the user zooms or scrolls, a resize of the view (the docks settling at start) frames it again."""
         rect = self.design_scene().itemsBoundingRect().adjusted(-30, -30, 30, 30)
         if rect.isEmpty():
             return
@@ -61,6 +94,7 @@ class CanvasView(QGraphicsView):
             half_h = self.viewport().height() / (2 * self.zoom())
             x = rect.center().x() if rect.width() <= 2 * half_w else rect.left() + half_w  # wrapped: first column
             self.centerOn(x, rect.top() + half_h)
+        self._auto_framed = min_zoom
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
         delta = event.angleDelta().y() or event.angleDelta().x()

@@ -14,7 +14,7 @@ from ...graph import Edge
 from .. import style
 
 LANE_MARGIN = 16.0
-LABEL_FONT_PT = 7.5
+LABEL_FONT_PT = 9.0  # about 7 px on screen at the smallest zoom a network is first shown at
 
 Obstacles = Callable[[QRectF], list[QRectF]]
 
