@@ -68,7 +68,7 @@ def layered_layout(nodes: Iterable[NodeKey], edges: Iterable[tuple[NodeKey, Node
         y = bottoms[-1] + v_gap
     columns = [(0, len(layers))]
     if aspect is not None and bottoms[-1] > wrap_above:
-        columns = _best_columns(layers, tops, bottoms, real, xs, widths, aspect, column_gap, wrap_above)
+        columns = _best_columns(layers, tops, bottoms, real, xs, widths, aspect, column_gap, wrap_above, v_gap)
     out: dict[NodeKey, tuple[float, float]] = {}
     offset = 0.0
     for first, end in columns:
@@ -83,10 +83,11 @@ def layered_layout(nodes: Iterable[NodeKey], edges: Iterable[tuple[NodeKey, Node
 
 
 def _best_columns(layers: list[list[int]], tops: list[float], bottoms: list[float], real: int, xs: list[float],
-                  widths: list[float], aspect: float, column_gap: float,
-                  wrap_above: float) -> list[tuple[int, int]]:
+                  widths: list[float], aspect: float, column_gap: float, wrap_above: float,
+                  v_gap: float) -> list[tuple[int, int]]:
     """The wrap into columns that shows the drawing largest on a page of height / width ``aspect``: each count of
-    columns is tried, and the one whose drawing needs the least shrinking to fit the page wins."""
+    columns is tried, and the one whose drawing needs the least shrinking to fit the page wins (counting the room
+    the wires between columns take above and below them)."""
     def extent(first: int, end: int) -> float:
         members = [v for row in layers[first:end] for v in row]
         return max(xs[v] + widths[v] / 2 for v in members) - min(xs[v] - widths[v] / 2 for v in members)
@@ -96,7 +97,7 @@ def _best_columns(layers: list[list[int]], tops: list[float], bottoms: list[floa
         height = max(bottoms[-1] / count, wrap_above / 2)
         columns = _columns(layers, tops, bottoms, real, height) if count > 1 else [(0, len(layers))]
         width = sum(extent(a, b) for a, b in columns) + column_gap * (len(columns) - 1)
-        tall = max(bottoms[b - 1] - tops[a] for a, b in columns)
+        tall = max(bottoms[b - 1] - tops[a] for a, b in columns) + (2 * v_gap if len(columns) > 1 else 0)
         scale = min(1 / width, aspect / tall)  # the zoom that fits the page, per unit of page width
         if scale > best_scale * 1.05:  # fewer columns unless more show the network clearly larger
             best, best_scale = columns, scale

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QPointF, QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QPointF, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -43,12 +43,14 @@ FILE_FILTER = ("ConvDesigner model (*.h5);;Graph JSON (*.json);;ONNX or Keras mo
                "All files (*)")
 
 
-def lay_out_if_unplaced(graph: Graph, page: dict) -> None:
+def lay_out_if_unplaced(graph: Graph, page: dict) -> bool:
     """Templates (and graphs written by scripts) put every block at one spot: give them the layered layout, shaped
-    for the view (``page``: CanvasView.layout_page)."""
+    for the view (``page``: CanvasView.layout_page). True when it laid the graph out."""
     if len(graph.nodes) > 1 and len({n.pos for n in graph.nodes.values()}) == 1:
         for node_id, pos in layout_positions(graph, **page).items():
             graph.move(node_id, pos)
+        return True
+    return False
 
 
 class MainWindow(QMainWindow):
@@ -58,12 +60,18 @@ class MainWindow(QMainWindow):
         self.stack = QUndoStack(self)
         self.scene = DesignScene(self.stack)  # no Qt parent: it outlives the docks that observe it
         self.view = CanvasView(self.scene)
+        self._relayout = QTimer(self)  # a resize lays an untouched template out again, once it has settled
+        self._relayout.setSingleShot(True)
+        self._relayout.setInterval(150)
+        self._relayout.timeout.connect(self._view_resized)
+        self.view.resized.connect(self._relayout.start)
         self.setCentralWidget(self.view)
         self.path: Path | None = None
         self.title = "Untitled"
         self.trained: ModelFile | None = None  # the trained weights and training state, kept on save
         self.training_unsaved = False  # training since the last save or open
         self.template_key: str | None = None
+        self._laid_out = False  # the shown design was laid out automatically (and may be again, until edited)
         self.engine = EngineThread(self)
         self.engine.crashed.connect(lambda tag, text: self.show_error("Engine error", f"{tag}: {text}"))
         self.session = TrainingSession(self.engine, self)
@@ -111,11 +119,25 @@ class MainWindow(QMainWindow):
         self._first_show = self.settings.value("window/state") is None  # then size the training panel on show
         self.set_graph(Graph(), "Untitled")
 
+    def _view_resized(self) -> None:
+        """While a laid-out template is untouched, a new canvas size (the window and docks settling at start, the
+        user resizing) lays it out again for that size, so it is seen whole."""
+        if not self._laid_out or self.stack.count() or not self.view.auto_framed:
+            return
+        page = self.view.layout_page()
+        positions = layout_positions(self.scene.graph, **page) if page else {}
+        if any(self.scene.graph.nodes[i].pos != p for i, p in positions.items()):
+            for node_id, pos in positions.items():
+                self.scene.graph.move(node_id, pos)
+            self.scene.sync()
+            self.view.show_top()
+
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
         if self._first_show:  # first start: the training panel gets room for its plots
             self._first_show = False
-            self.resizeDocks([self.training_dock], [int(self.height() * 0.42)], Qt.Orientation.Vertical)
+            QTimer.singleShot(0, lambda: self.resizeDocks([self.training_dock], [int(self.height() * 0.3)],
+                                                          Qt.Orientation.Vertical))  # once the window has its size
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -398,7 +420,7 @@ class MainWindow(QMainWindow):
     def set_graph(self, graph: Graph, title: str, path: Path | None = None, trained: ModelFile | None = None,
                   template: str | None = None, opened: ModelFile | None = None) -> None:
         """Show a new design; ``opened`` is the file it came from (its runs and settings), ``trained`` its weights."""
-        lay_out_if_unplaced(graph, self.view.layout_page())
+        self._laid_out = lay_out_if_unplaced(graph, self.view.layout_page())
         self.path, self.title, self.trained = path, title, trained
         self.template_key, self.training_unsaved, self._keep_weights_asked = template, False, False
         self.training.keep_weights = False

@@ -247,22 +247,7 @@ def test_data_that_does_not_fit_the_network_is_refused():
 
 def test_resume_is_exact_with_the_real_engine():
     """Conv, BatchNorm (running statistics), Dropout (reseeded masks) and Adam through compile()."""
-    from convdesigner.engine import compile
-    from convdesigner.graph import Graph
-
-    g = Graph()
-    chain = [("Input", {"channels": 1, "height": 4, "width": 4}), ("Conv2D", {"filters": 4}), ("BatchNorm", {}),
-             ("ReLU", {}), ("Flatten", {}), ("Dropout", {"rate": 0.3}), ("Dense", {"units": 3}),
-             ("SoftmaxCrossEntropy", {})]
-    ids = [g.add(kind, params=params).id for kind, params in chain]
-    for a, b in zip(ids, ids[1:], strict=False):
-        g.connect(a, b)
-
-    def setup():
-        net = compile(g, seed=4)
-        opt = make_optimizer("adam", net.parameters(), 0.01)
-        return net, opt, Trainer(net, opt, blobs(96, 1), blobs(32, 2), batch_size=16, seed=5)
-
+    setup = real_net_setup
     net, opt, trainer = setup()
     straight = trainer.fit(3)
     assert straight[-1]["val_acc"] > 0.8

@@ -114,13 +114,13 @@ def test_unsaved_changes_prompt(lenet, dialogs):
 def test_geometry_and_recent_files_persist(qtbot, tmp_path):
     first = MainWindow()
     qtbot.addWidget(first)
-    first.resize(760, 540)  # within the offscreen screen, which restoreGeometry clamps to
+    first.resize(760, 580)  # within the offscreen screen, which restoreGeometry clamps to
     first.show()
     first.save_to(tmp_path / "a.json")
     assert first.close()
     second = MainWindow()
     qtbot.addWidget(second)
-    assert (second.width(), second.height()) == (760, 540)
+    assert (second.width(), second.height()) == (760, 580)
     assert second.recent_files() == [str(tmp_path / "a.json")]
     second._fill_recent()
     assert [a.text() for a in second.recent_menu.actions()] == ["a.json"]

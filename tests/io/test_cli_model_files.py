@@ -24,6 +24,32 @@ def trained(tmp_path_factory):
     return folder
 
 
+def test_a_run_stopped_mid_epoch_saves_its_position_and_resumes_exactly(trained, tmp_path, monkeypatch):
+    """Ctrl-C asks the trainer to stop (as the CLI's handler does); here a callback asks after two of the three
+    batches of epoch 2. The file records the position, and resuming equals the run straight through."""
+    from convdesigner.engine import trainer as training
+
+    start = training.Trainer.__init__
+
+    def stopping_after_the_fifth_batch(self, *args, **kwargs):
+        start(self, *args, **kwargs)
+        seen = []
+        self.add_callback(type("Stop", (), {"on_batch_end": lambda _, info: seen.append(1) or (
+            len(seen) == 5 and self.stop())})())
+    monkeypatch.setattr(training.Trainer, "__init__", stopping_after_the_fifth_batch)
+    cut = tmp_path / "cut.h5"
+    assert train("--template", "lenet5", "--epochs", "2", "--out", str(cut)) == 130
+    monkeypatch.undo()
+    saved = load_model(cut)
+    assert saved.trainer["epoch"] == 1 and saved.trainer["position"]["batch"] == 2 and saved.optimizer["step"] == 5
+    assert train("--resume", str(cut), "--epochs", "1") == 0
+    resumed, straight = load_model(cut), load_model(trained / "two.h5")
+    assert resumed.trainer["epoch"] == 2 and resumed.optimizer["step"] == straight.optimizer["step"] == 6
+    for block, arrays in straight.weights.items():
+        for name, array in arrays.items():
+            assert np.array_equal(resumed.weights[block][name], array), f"{block}/{name}"
+
+
 def test_train_saves_the_model_and_its_best_epoch(trained):
     m = load_model(trained / "two.h5")
     assert [row["epoch"] for row in m.history] == [1, 2] and m.trainer["epoch"] == 2

@@ -1,7 +1,7 @@
 """The canvas view: zoom (wheel, keys, fit), pan (middle button or Space+drag), rubber-band selection, palette drops."""
 from __future__ import annotations
 
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeyEvent, QMouseEvent, QPainter, QWheelEvent
 from PySide6.QtWidgets import QApplication, QGraphicsView
 
@@ -12,6 +12,8 @@ MIN_ZOOM, MAX_ZOOM = 0.04, 3.0
 
 
 class CanvasView(QGraphicsView):
+    resized = Signal()  # the viewport changed size
+
     def __init__(self, scene: DesignScene, parent=None) -> None:
         super().__init__(scene, parent)
         self._auto_framed: float | None = None  # the min zoom of the last automatic framing, until the user moves
@@ -33,13 +35,14 @@ class CanvasView(QGraphicsView):
         return self.transform().m11()
 
     def set_zoom(self, factor: float) -> None:
+        self._auto_framed = None  # first: the scroll bars coming back resize the viewport
         factor = min(max(factor, MIN_ZOOM), MAX_ZOOM)
         self.scale(factor / self.zoom(), factor / self.zoom())
         self._scroll_bars(True)
-        self._auto_framed = None
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
+        self.resized.emit()
         if self._auto_framed is not None and not self._framing:
             self._framing = True  # showing or hiding the scroll bars resizes the viewport again
             try:
@@ -51,6 +54,11 @@ class CanvasView(QGraphicsView):
         super().scrollContentsBy(dx, dy)
         if self.isVisible() and QApplication.mouseButtons() != Qt.MouseButton.NoButton:
             self._auto_framed = None  # the user moved the view
+
+    @property
+    def auto_framed(self) -> bool:
+        """The view shows what it framed itself: the user has not zoomed or scrolled since."""
+        return self._auto_framed is not None
 
     def _scroll_bars(self, shown: bool) -> None:
         policy = Qt.ScrollBarPolicy.ScrollBarAsNeeded if shown else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
@@ -73,7 +81,7 @@ class CanvasView(QGraphicsView):
         self.centerOn(rect.center())
         self._scroll_bars(False)  # everything is in view: nothing to scroll to (a zoom brings them back)
 
-    def layout_page(self, min_zoom: float = 0.6) -> dict:
+    def layout_page(self, min_zoom: float = 0.55) -> dict:
         """What the auto-layout should aim for in this view: its shape, and wrapping into columns whatever is too
         tall to see whole at ``min_zoom``."""
         width, height = self.viewport().width(), self.viewport().height()
@@ -81,7 +89,7 @@ class CanvasView(QGraphicsView):
             return {}
         return {"aspect": height / width, "wrap_above": height / min_zoom}
 
-    def show_top(self, min_zoom: float = 0.6) -> None:
+    def show_top(self, min_zoom: float = 0.55) -> None:
         """Fit the whole network, but no smaller than ``min_zoom``: then show where it starts (its top left). Until
         the user zooms or scrolls, a resize of the view (the docks settling at start) frames it again."""
         rect = self.design_scene().itemsBoundingRect().adjusted(-30, -30, 30, 30)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QDialog, QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 GALLERY_MAX = 64  # images shown for one cell
@@ -22,13 +22,14 @@ class ConfusionView(pg.GraphicsLayoutWidget):
         self.plot.setLabel("left", "true class")
         self.plot.setLabel("bottom", "predicted class")
         self.plot.invertY(True)
-        self.plot.setAspectLocked(True)
+        # cells take the panel's shape (not square): the panel is wide and short, and counts need the width
         self.plot.hideButtons()
         self.plot.setMouseEnabled(False, False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setColorMap(pg.ColorMap([0.0, 1.0], [(247, 251, 255), (8, 48, 107)]))  # white to deep blue
         self.plot.addItem(self.image)
-        self.labels: list[pg.TextItem] = []
+        self.counts = CellCounts()
+        self.plot.addItem(self.counts)
         self.matrix: np.ndarray | None = None
         self.names: list[str] = []
         self.image.mouseClickEvent = self._clicked
@@ -43,18 +44,7 @@ class ConfusionView(pg.GraphicsLayoutWidget):
         share = np.divide(self.matrix, rows, out=np.zeros(self.matrix.shape), where=rows > 0)
         self.image.setImage(share, levels=(0, 1))
         self.image.setRect(0, 0, n, n)
-        for item in self.labels:
-            self.plot.removeItem(item)
-        self.labels = []
-        if n <= 30:
-            for t in range(n):
-                for p in range(n):
-                    if self.matrix[t, p]:
-                        colour = "w" if share[t, p] > 0.5 else "#222"
-                        label = pg.TextItem(str(int(self.matrix[t, p])), color=colour, anchor=(0.5, 0.5))
-                        label.setPos(p + 0.5, t + 0.5)
-                        self.plot.addItem(label)
-                        self.labels.append(label)
+        self.counts.show_counts(self.matrix if n <= 30 else None, share)
         ticks = [[(i + 0.5, name[:12]) for i, name in enumerate(self.names)]] if n <= 30 else None
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setTicks(ticks)
@@ -68,6 +58,37 @@ class ConfusionView(pg.GraphicsLayoutWidget):
         if 0 <= t < len(self.matrix) and 0 <= p < len(self.matrix):
             event.accept()
             self.cell_clicked.emit(t, p)
+
+
+class CellCounts(pg.GraphicsObject):
+    """The count in every non-empty cell, painted in one item at screen size (a hundred TextItems take 50 ms to
+    make, which the window would spend after every epoch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.matrix: np.ndarray | None = None
+        self.share: np.ndarray | None = None
+
+    def show_counts(self, matrix: np.ndarray | None, share: np.ndarray) -> None:
+        self.prepareGeometryChange()
+        self.matrix, self.share = matrix, share
+        self.update()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802
+        n = 0 if self.matrix is None else len(self.matrix)
+        return QRectF(0, 0, n, n)
+
+    def paint(self, painter: QPainter, *args) -> None:
+        if self.matrix is None:
+            return
+        to_screen = painter.transform()
+        painter.resetTransform()
+        light, dark = QColor("white"), QColor("#222")
+        for t, p in zip(*np.nonzero(self.matrix), strict=True):
+            centre = to_screen.map(QPointF(p + 0.5, t + 0.5))
+            painter.setPen(light if self.share[t, p] > 0.5 else dark)
+            painter.drawText(QRectF(centre.x() - 40, centre.y() - 10, 80, 20), Qt.AlignmentFlag.AlignCenter,
+                             str(int(self.matrix[t, p])))
 
 
 def picture_pixmap(picture: np.ndarray, size: int = 84) -> QPixmap:
@@ -99,16 +120,21 @@ class Gallery(QDialog):
         grid_host = QWidget()
         grid = QGridLayout(grid_host)
         self.tiles: list[QLabel] = []
+        grid.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         for k, i in enumerate(index[:GALLERY_MAX].tolist()):
+            cell = QWidget()
+            stack = QVBoxLayout(cell)
+            stack.setContentsMargins(2, 2, 2, 6)
             tile = QLabel()
             tile.setPixmap(picture_pixmap(data.picture(i)))
             tile.setAlignment(Qt.AlignmentFlag.AlignCenter)
             caption = QLabel(f"true {names[int(evaluation.labels[i])]}<br>→ {names[int(evaluation.predicted[i])]} "
                              f"({evaluation.confidence[i]:.1%})")
             caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            caption.setToolTip(f"validation image #{i}")
-            grid.addWidget(tile, 2 * (k // 8), k % 8)
-            grid.addWidget(caption, 2 * (k // 8) + 1, k % 8)
+            cell.setToolTip(f"validation image #{i}")
+            stack.addWidget(tile)
+            stack.addWidget(caption)
+            grid.addWidget(cell, k // 8, k % 8)
             self.tiles.append(caption)
         if not len(index):
             grid.addWidget(QLabel("No images in this cell."), 0, 0)

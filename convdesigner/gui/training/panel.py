@@ -104,6 +104,7 @@ class TrainingPanel(QWidget):
         self.status = QLabel("Not trained yet")
         self.status.setObjectName("training-status")
         self.status.setWordWrap(True)
+        self.status.setFixedHeight(2 * self.status.fontMetrics().height() + 4)  # new text never re-lays the panel out
         bar.addWidget(self.progress)
         bar.addWidget(self.status)
 
@@ -142,7 +143,7 @@ class TrainingPanel(QWidget):
         s.data_loaded.connect(self._data_loaded)
         s.data_failed.connect(self._data_failed)
         s.run_started.connect(self._run_started)
-        s.batch_end.connect(self._batch_end)
+        s.batches.connect(self._batches)
         s.epoch_end.connect(self._epoch_end)
         s.evaluated.connect(self._evaluated)
         s.run_ended.connect(self._run_ended)
@@ -217,10 +218,10 @@ class TrainingPanel(QWidget):
 
     def reload_data(self) -> None:
         values = self.data_form.values()
-        self._data_error = ""
-        self.data_info.setText(f"Loading {self.data_spec()}…")
-        self.session.load_data(self.data_spec(), values["val_split"], values["limit"],
-                               int(self.form.values()["seed"]), self._converted)
+        if self.session.load_data(self.data_spec(), values["val_split"], values["limit"],
+                                  int(self.form.values()["seed"]), self._converted):
+            self._data_error = ""
+            self.data_info.setText(f"Loading {self.data_spec()}…")
         self.update_state()
 
     def _data_loaded(self, parts) -> None:
@@ -371,9 +372,10 @@ class TrainingPanel(QWidget):
         elif self.progress.maximum() == 0:
             self.progress.setRange(0, 1000)
 
-    def _batch_end(self, info: dict) -> None:
-        self.plots.add_batch(info)
-        self._last_info = info
+    def _batches(self, infos: list) -> None:
+        for info in infos:
+            self.plots.add_batch(info)
+        self._last_info = infos[-1]
 
     def _tick(self) -> None:
         """Progress text and bar, twice a second (not once per batch)."""

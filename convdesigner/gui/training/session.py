@@ -27,6 +27,8 @@ from ...io.resume import restore
 from ..engine_thread import EngineThread
 from . import recovery
 
+BATCH_SIGNAL_S = 0.05  # the panel hears of new batches at most this often
+
 
 class Run:
     """One press of Train: its settings, epoch rows, batch curve (step in epochs, loss, learning rate), and how it
@@ -63,7 +65,8 @@ class TrainingSession(QObject):
     data_loaded = Signal(object)  # (train, val) datasets
     data_failed = Signal(str)
     run_started = Signal(int)  # index of the run in ``runs``
-    batch_end = Signal(dict)  # the trainer's batch info
+    batch_end = Signal(dict)  # the trainer's batch info, every batch (for callers that need each one)
+    batches = Signal(list)  # the batch infos since the last, at most 20 times a second (what the panel draws)
     epoch_end = Signal(dict)  # the epoch row
     evaluated = Signal(object)  # Evaluation of the validation data after an epoch
     run_ended = Signal(str, str)  # reason, outcome: completed, stopped, diverged or failed
@@ -97,11 +100,12 @@ class TrainingSession(QObject):
         return self._data
 
     def load_data(self, spec: str, val_split: float | None, limit: int | None, seed: int,
-                  input_shape: tuple | None = None) -> None:
-        """Load a dataset on the engine thread; ``data_loaded`` or ``data_failed`` tells the outcome."""
+                  input_shape: tuple | None = None) -> bool:
+        """Load a dataset on the engine thread; ``data_loaded`` or ``data_failed`` tells the outcome. False: these
+        data are loaded (or loading) already."""
         key = (spec, val_split, limit, seed, input_shape)
         if key == self._data_spec:
-            return  # loaded, or loading
+            return False
         self._data = None
 
         def done(parts):
@@ -116,6 +120,7 @@ class TrainingSession(QObject):
         self._data_spec = key
         self.engine.replace("load-data", load_dataset, spec, input_shape=input_shape, val_split=val_split,
                             seed=seed, limit=limit, done=done, failed=failed)
+        return True
 
     # ------------------------------------------------------------------------------------------- the design
     def set_graph(self, graph: Graph) -> None:
@@ -286,6 +291,8 @@ class _Reporter:
     def __init__(self, session: TrainingSession, run: Run, trainer: Trainer) -> None:
         self.session, self.run, self.trainer = session, run, trainer
         self.first = True
+        self.pending: list[dict] = []
+        self.sent = 0.0
 
     def on_batch_end(self, info: dict) -> None:
         s = self.session
@@ -299,6 +306,11 @@ class _Reporter:
         run.losses.append(float(info["batch_loss"]))
         run.lrs.append(float(info["lr"]))
         s.batch_end.emit(dict(info))
+        self.pending.append(dict(info))
+        now = time.perf_counter()
+        if now - self.sent >= BATCH_SIGNAL_S or info["batch"] == info["batches"]:
+            s.batches.emit(self.pending)  # fewer wake-ups of the GUI thread, which shares the GIL with training
+            self.pending, self.sent = [], now
         if s.refresh_batches and info["batch"] % s.refresh_batches == 0:
             s.trained = True
             s.weights_changed.emit()
@@ -327,6 +339,9 @@ class _Reporter:
 
     def on_stop(self, reason: str) -> None:
         self.run.reason = reason
+        if self.pending:
+            self.session.batches.emit(self.pending)
+            self.pending = []
 
 
 def _load_fitting(net, weights: dict) -> None:
