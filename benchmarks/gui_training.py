@@ -22,9 +22,11 @@ import numpy as np
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-def window_run(epochs: int, ticks: bool = True) -> dict:
+def window_run(epochs: int, ticks: bool = True, refresh: int | None = None) -> dict:
     """Train LeNet-5 from the panel; with ``ticks`` a 10 ms timer measures the event loop's gaps (its hundred
-    wake-ups a second take GIL time from training, so img/s is measured in a run without it)."""
+    wake-ups a second take GIL time from training, so img/s is measured in a run without it). With ``refresh``, a
+    validation picture is loaded and conv1 selected in the Activations dock, refreshed every ``refresh`` batches
+    (0: every epoch) while training."""
     from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -43,6 +45,13 @@ def window_run(epochs: int, ticks: bool = True) -> dict:
         app.processEvents()
         time.sleep(0.01)
     panel.form.set_values({"epochs": epochs})
+    if refresh is not None:
+        window.activations.pick_from_dataset(False, 0)
+        window.activations.select_block("conv1")
+        window.session.set_refresh_batches(refresh)
+        while window.activations.result is None:
+            app.processEvents()
+            time.sleep(0.01)
     gaps, clock = [], QElapsedTimer()
     ticker = QTimer()
     ticker.setInterval(10)
@@ -91,7 +100,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--skip-cli", action="store_true")
+    p.add_argument("--live", type=int, metavar="N", help="also time a run with the Activations dock refreshing "
+                                                          "conv1 of a picture every N batches (0: every epoch)")
     args = p.parse_args()
+    if args.live is not None:
+        plain, live = window_run(args.epochs, ticks=False), window_run(args.epochs, ticks=False, refresh=args.live)
+        later = slice(1, None) if args.epochs > 1 else slice(None)
+        print(f"training img/s with the live view / without: {np.mean(live['img_s'][later]):.0f} / "
+              f"{np.mean(plain['img_s'][later]):.0f} = "
+              f"{np.mean(live['img_s'][later]) / np.mean(plain['img_s'][later]):.3f}")
+        return
     cli = None if args.skip_cli else cli_run(args.epochs)
     gui = window_run(args.epochs, ticks=False)
     gaps = window_run(1)

@@ -53,6 +53,22 @@ def lay_out_if_unplaced(graph: Graph, page: dict) -> bool:
     return False
 
 
+class FillingScrollArea(QScrollArea):
+    """Its widget fills the viewport and scrolls only below its minimum size (a plain resizable scroll area makes a
+    widget with wrapped labels as tall as their height-for-width, over 1,000 px for the activation views)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        widget, view = self.widget(), self.viewport()
+        if widget is not None:
+            widget.resize(view.width(), max(view.height(), widget.minimumSizeHint().height()))
+
+
 class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
@@ -89,13 +105,12 @@ class MainWindow(QMainWindow):
         self.training_dock = self._dock("Training", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.training_dock.setObjectName("training_dock")
         self.activations = install_activations(self)
-        scroll = QScrollArea()  # the views keep their size in a small window and scroll instead
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll = FillingScrollArea()
         scroll.setWidget(self.activations)
         self.activations_dock = self._dock("Activations", scroll, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.activations_dock.setObjectName("activations_dock")
         self.tabifyDockWidget(self.training_dock, self.activations_dock)
+        self.activations_dock.visibilityChanged.connect(self._activations_shown)
         self.training_dock.raise_()
         self.setAcceptDrops(True)
         self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 300], Qt.Orientation.Horizontal)
@@ -371,6 +386,11 @@ class MainWindow(QMainWindow):
                        opened=model)
         self.training_unsaved = True
         self.setWindowModified(True)
+
+    def _activations_shown(self, visible: bool) -> None:
+        """The feature maps need more height than the training controls: give the docks half the window."""
+        if visible and self.activations_dock.height() < 0.45 * self.height():
+            self.resizeDocks([self.activations_dock], [self.height() // 2], Qt.Orientation.Vertical)
 
     def open_image(self) -> None:
         self.activations_dock.show()
