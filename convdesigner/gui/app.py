@@ -134,7 +134,7 @@ def _prepare_screenshot(window, train_epochs: int | None, image: str | None, sel
     if train_epochs:
         panel = window.training
         window.training_dock.raise_()
-        if not wait(lambda: panel.session.data() is not None or panel._data_error, 120):
+        if not wait(lambda: panel.session.data() is not None or panel.data_error, 120):
             return "the training data did not load"
         panel.form.set_values({"epochs": train_epochs})
         if not panel.train_button.isEnabled():

@@ -311,7 +311,7 @@ class MainWindow(QMainWindow):
     def _update_data_label(self, fit: str | None) -> None:
         parts = self.session.data()
         if parts is None:
-            self.data_label.setText("Data: none" + (f" ({self.training._data_error})" if self.training._data_error
+            self.data_label.setText("Data: none" + (f" ({self.training.data_error})" if self.training.data_error
                                                     else " (loading…)"))
             return
         train, val = parts

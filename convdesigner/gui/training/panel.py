@@ -50,7 +50,7 @@ class TrainingPanel(QWidget):
         self.setObjectName("training-panel")
         self.evaluation = None
         self.keep_weights = False
-        self._data_error = ""
+        self.data_error = ""
         self._run_start = 0.0
         self._epochs_planned = 0
         self._epoch_offset = 0
@@ -220,7 +220,7 @@ class TrainingPanel(QWidget):
         values = self.data_form.values()
         if self.session.load_data(self.data_spec(), values["val_split"], values["limit"],
                                   int(self.form.values()["seed"]), self._converted):
-            self._data_error = ""
+            self.data_error = ""
             self.data_info.setText(f"Loading {self.data_spec()}…")
         self.update_state()
 
@@ -246,7 +246,7 @@ class TrainingPanel(QWidget):
         self.update_state()
 
     def _data_failed(self, message: str) -> None:
-        self._data_error = message
+        self.data_error = message
         self.data_info.setText(f"<span style='color:{style.ERROR.name()}'>Cannot load the data: {message}</span>")
         self.window.data_changed()
         self.update_state()
@@ -282,8 +282,8 @@ class TrainingPanel(QWidget):
         errors = sum(p.severity == "error" for p in info.problems)
         if errors:
             return f"Fix the {errors} error{'s' * (errors != 1)} in the Problems list first"
-        if self._data_error:
-            return f"The data cannot be loaded: {self._data_error}"
+        if self.data_error:
+            return f"The data cannot be loaded: {self.data_error}"
         if self.session.data() is None:
             return "Loading the data…"
         problem = self.fit_problem()
