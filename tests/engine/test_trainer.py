@@ -258,11 +258,16 @@ def test_resume_is_exact_with_the_real_engine():
     opt2.load_state_dict(opt1.state_dict())
     trainer2.load_state_dict(trainer1.state_dict())
     resumed = trainer2.fit(1)
-    assert [r["train_loss"] for r in resumed] == [r["train_loss"] for r in straight]
-    assert [r["val_loss"] for r in resumed] == [r["val_loss"] for r in straight]
-    for block, arrays in net.state_dict().items():
+    assert_same_run(resumed, straight, net2, net)
+
+
+def assert_same_run(history, straight, net, straight_net):
+    """A continued run equals the run straight through: the same losses, bit for bit the same arrays."""
+    assert [r["train_loss"] for r in history] == [r["train_loss"] for r in straight]
+    assert [r["val_loss"] for r in history] == [r["val_loss"] for r in straight]
+    for block, arrays in straight_net.state_dict().items():
         for name, value in arrays.items():
-            np.testing.assert_array_equal(net2.state_dict()[block][name], value, err_msg=f"{block}/{name}")
+            np.testing.assert_array_equal(net.state_dict()[block][name], value, err_msg=f"{block}/{name}")
 
 
 def real_net_setup(**kw):
@@ -300,11 +305,7 @@ def test_a_stop_mid_epoch_saved_and_resumed_equals_the_run_straight_through():
     opt2.load_state_dict(opt1.state_dict())
     resumed.load_state_dict(cut.state_dict())
     history = resumed.fit(1)
-    assert [r["train_loss"] for r in history] == [r["train_loss"] for r in straight]
-    assert [r["val_loss"] for r in history] == [r["val_loss"] for r in straight]
-    for block, arrays in net.state_dict().items():
-        for name, value in arrays.items():
-            np.testing.assert_array_equal(net2.state_dict()[block][name], value, err_msg=f"{block}/{name}")
+    assert_same_run(history, straight, net2, net)
 
 
 def test_divergence_keeps_the_batchnorm_statistics_of_the_last_good_batch():
