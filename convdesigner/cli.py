@@ -175,7 +175,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Training and inference images per second of the benchmark networks, ours next to PyTorch if installed."""
-    from .engine import bench
+    import numba
+
+    from .engine import bench, bench_probes
     templates = [t.strip() for t in (args.templates or ",".join(bench.default_templates(args.device))).split(",")
                  if t.strip()]
     unknown = [t for t in templates if t not in TEMPLATES]
@@ -195,9 +197,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                  report=lambda cell: print(".", end="", flush=True), device=args.device)
     except ValueError as e:
         raise CommandError(str(e)) from None
-    print("\n" + bench.format_table(cells))
+    sgemm = bench_probes.sgemm_rate(args.threads or numba.get_num_threads()) if args.device == "cpu" else None
+    print("\n" + bench.format_table(cells, sgemm))
     for note in notes:
         print(f"  {note}")
+    if sgemm:
+        print(f"  GFLOP/s from the catalogue's multiply-adds (training counts 3 passes); numpy's sgemm here: "
+              f"{sgemm:.0f} GFLOP/s ({bench_probes.SGEMM_SIZE}² matrices, the same thread count)")
+    if args.memory:
+        print("\nPeak memory of a training step (resident growth in a fresh process, MiB):")
+        for key in templates:
+            for size in sizes:
+                ours, theirs = bench_probes.step_memory(key, size, args.threads or numba.get_num_threads(),
+                                                        not args.no_torch and bench._import_torch() is not None)
+                versus = f"   torch {theirs:7.1f}   ours/torch {ours / theirs:.2f}" if theirs else ""
+                print(f"  {key:<18} batch {size:>4}   ours {ours:7.1f}{versus}", flush=True)
+    if args.startup:
+        cold, warm = bench_probes.start_times()
+        print(f"\nStart to the end of the first batch of `convdesigner train` (LeNet-5): {cold:.1f} s with an empty "
+              f"Numba cache, {warm:.1f} s with it filled")
     for key in templates if args.profile else ():
         print(f"\n{bench.format_profile(key, bench.profile(key, sizes[0], device=args.device), sizes[0])}")
     return 0
@@ -510,6 +528,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-torch", action="store_true", help="time our engine only")
     bench.add_argument("--threads", type=int, help="threads for both engines (default: numba's, all cores)")
     bench.add_argument("--profile", action="store_true", help="also time each block's forward and backward")
+    bench.add_argument("--memory", action="store_true",
+                       help="also measure the peak memory of a training step, ours and PyTorch's (child processes)")
+    bench.add_argument("--startup", action="store_true",
+                       help="also time `convdesigner train` to its first batch with an empty and a warm Numba cache")
     _device_option(bench)
     bench.set_defaults(func=cmd_bench)
     info = sub.add_parser("info", help="list layer kinds and templates, or describe a model file")

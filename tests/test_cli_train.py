@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from convdesigner import cli
+from convdesigner.graph.templates import build as cli_build
 
 
 def train(*extra):
@@ -80,9 +81,29 @@ def test_bench_quick_without_torch(capsys):
     lines = out.splitlines()
     table = lines[lines.index(next(line for line in lines if line.startswith("network"))):]
     assert table[1].split()[:3] == ["lenet5", "16", "training"] and table[2].split()[2] == "inference"
-    assert float(table[1].split()[3].replace(",", "")) > 0 and table[1].split()[-1] == "-"
+    row = table[1].split()
+    assert float(row[3].replace(",", "")) > 0 and row[5] == "-"
+    macs = cli_build("lenet5").infer().total_macs
+    assert float(row[6]) == pytest.approx(6 * macs * float(row[3].replace(",", "")) / 1e9, abs=0.06)  # 3 passes
+    assert row[7].endswith("%") and "numpy's sgemm here:" in out
     assert "lenet5, batch 16: milliseconds per training step by block" in out and "conv1" in out
     assert "1 thread; optimizer sgd momentum 0.9" in out
+
+
+def test_bench_memory_is_measured_in_child_processes(capsys):
+    assert cli.main(["bench", "--quick", "--no-torch", "--templates", "lenet5", "--batch-sizes", "8", "--threads", "1",
+                     "--memory"]) == 0
+    line = next(t for t in capsys.readouterr().out.splitlines() if t.strip().startswith("lenet5") and "ours" in t)
+    assert 0 < float(line.split()[-1]) < 200  # MiB; LeNet-5's step at batch 8 holds a few
+
+
+def test_the_first_batch_ends_the_start_up_probe():
+    """The start-up probe's child trains until its first batch and exits cleanly (the warm half of start_times)."""
+    import subprocess
+    import sys
+    code = "from convdesigner.engine.bench_probes import first_batch_then_exit; first_batch_then_exit('lenet5')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("args,message", [

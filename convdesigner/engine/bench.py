@@ -19,6 +19,7 @@ from ..graph.graph import Graph
 from ..graph.layers import conv_padding
 from ..graph.templates import build
 from . import compile, device_status
+from .bench_probes import gflops
 from .optimizers import make_optimizer
 
 BENCH_TEMPLATES = ("lenet5", "seed-cnn")
@@ -35,10 +36,15 @@ class Cell:
     mode: str  # "train" or "infer"
     ours: float  # images per second
     torch: float | None = None
+    macs: int = 0  # multiply-adds per image, from the catalogue
 
     @property
     def ratio(self) -> float | None:
         return self.ours / self.torch if self.torch else None
+
+    @property
+    def gflops(self) -> float:
+        return gflops(self.macs, self.mode, self.ours)
 
 
 @dataclass
@@ -151,20 +157,26 @@ def _run(templates, batches, timing: Timing, with_torch: bool, report, device: s
             theirs = dict(zip(("train", "infer"), twin.steps(x, labels), strict=True)) if twin is not None else {}
             for mode in ("train", "infer"):
                 rates = throughput([ours[mode], *([theirs[mode]] if theirs else [])], batch, timing)
-                cell = Cell(key, batch, mode, rates[0], rates[1] if theirs else None)
+                cell = Cell(key, batch, mode, rates[0], rates[1] if theirs else None, graph.infer().total_macs)
                 cells.append(cell)
                 if report is not None:
                     report(cell)
     return cells, notes
 
 
-def format_table(cells: list[Cell]) -> str:
-    lines = [f"{'network':<10} {'batch':>5}  {'mode':<9} {'ours img/s':>11} {'torch img/s':>12} {'ours/torch':>11}"]
+def format_table(cells: list[Cell], sgemm: float | None = None) -> str:
+    """The cells as a table; with the machine's ``sgemm`` GFLOP/s, each cell's share of it too."""
+    width = max([7] + [len(c.template) for c in cells])
+    share = f" {'of sgemm':>8}" if sgemm else ""
+    lines = [f"{'network':<{width}} {'batch':>5}  {'mode':<9} {'ours img/s':>11} {'torch img/s':>12} "
+             f"{'ours/torch':>11} {'GFLOP/s':>8}{share}"]
     for c in cells:
         torch = f"{c.torch:>12,.0f}" if c.torch else f"{'-':>12}"
         ratio = f"{c.ratio:>11.2f}" if c.ratio else f"{'-':>11}"
         mode = "training" if c.mode == "train" else "inference"
-        lines.append(f"{c.template:<10} {c.batch:>5}  {mode:<9} {c.ours:>11,.0f} {torch} {ratio}")
+        share = f" {c.gflops / sgemm:>8.0%}" if sgemm else ""
+        lines.append(f"{c.template:<{width}} {c.batch:>5}  {mode:<9} {c.ours:>11,.0f} {torch} {ratio} "
+                     f"{c.gflops:>8.1f}{share}")
     return "\n".join(lines)
 
 

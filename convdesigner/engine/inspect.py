@@ -29,6 +29,7 @@ def _inspecting(net: Network, keep: bool = False) -> Iterator[None]:
     """Unfused, evaluation-only use of ``net``; buffers made for new batch sizes are released on the way out."""
     before = [set(layer._buffers) for layer in net.layers]
     accumulators = set(net._accumulators)
+    pooled = net._pool.buffers() if net._pool is not None else set()
     fusions, kept = net._fusions, net.keep_activations
     net._fusions, net.keep_activations = {}, keep
     for conv in fusions.values():
@@ -42,6 +43,8 @@ def _inspecting(net: Network, keep: bool = False) -> Iterator[None]:
                 del layer._buffers[key]
         for key in set(net._accumulators) - accumulators:
             del net._accumulators[key]
+        if net._pool is not None:
+            net._pool.forget(pooled)
         net._outputs = [None] * len(net.layers)
         net._loss_grad = None
 

@@ -2,8 +2,8 @@
 
 Gradients flow backwards along the plan; a block feeding several consumers gets the sum of their gradients, and no
 gradient is computed where nothing upstream learns (the input image, unless asked for).  A ReLU whose only input is
-a Conv2D feeding nothing else is fused into it (one pass over the output instead of three, forward and backward),
-except while ``keep_activations`` asks for every block's own output.
+a Conv2D or BatchNorm feeding nothing else is fused into it (fewer passes over the output, and one output kept instead
+of two), except while ``keep_activations`` asks for every block's own output.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ..graph.graph import Graph
 from ..graph.layers import KINDS, fmt
 from .backend import Backend, cpu_backend, cuda_backend
 from .cuda.status import device_status
+from .grad_pool import GradientPool
 from .layers import LAYER_CLASSES, Layer, Parameter
 
 
@@ -56,6 +57,20 @@ def _cuda() -> Backend:
     return cuda_backend()
 
 
+FUSES_RELU = ("Conv2D", "BatchNorm")  # kinds whose layer computes a ReLU after it (``fused_relu``)
+
+
+class _NoPool:
+    """Stands in for a GradientPool where layers keep their own gradient buffers (device arrays)."""
+
+    def reset(self) -> None: ...
+    def hold(self, grad) -> None: ...
+    def drop(self, grad) -> None: ...
+
+
+_NO_POOL = _NoPool()
+
+
 class Network:
     """Forward, loss, backward and weights of a compiled graph (see the engine contract in the docs)."""
 
@@ -84,6 +99,10 @@ class Network:
         self._outputs: list[np.ndarray | None] = [None] * len(self.layers)
         self._loss_grad: np.ndarray | None = None
         self._parameters = [p for layer in self.layers for p in layer.weights.values()]
+        # device arrays have no .base to count views by, so the pool is the CPU's
+        self._pool = GradientPool(backend) if backend.name == "cpu" else None
+        for layer in self.layers:
+            layer.gradients = self._pool
         self.keep_activations = False
         self.activations: dict[str, np.ndarray] = {}
         rng = np.random.default_rng(seed)
@@ -103,18 +122,18 @@ class Network:
         return needs
 
     def _relu_fusions(self) -> dict[int, int]:
-        """{ReLU step: Conv2D step} for each ReLU whose input is a Conv2D that feeds nothing else."""
+        """{ReLU step: producer step} for each ReLU whose input is a Conv2D or BatchNorm that feeds nothing else."""
         consumers = Counter(j for sources in self._sources for j in sources)
         return {i: sources[0] for i, (layer, sources) in enumerate(zip(self.layers, self._sources, strict=True))
-                if layer.kind == "ReLU" and self.layers[sources[0]].kind == "Conv2D" and consumers[sources[0]] == 1}
+                if layer.kind == "ReLU" and self.layers[sources[0]].kind in FUSES_RELU and consumers[sources[0]] == 1}
 
     # ------------------------------------------------------------------------------------------- running
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """The values fed into the head (logits for SoftmaxCrossEntropy), shape (N, *output_shape)."""
         outs = self._outputs
         self._fused = not self.keep_activations
-        for conv in self._fusions.values():
-            self.layers[conv].fused_relu = self._fused
+        for producer in self._fusions.values():
+            self.layers[producer].fused_relu = self._fused
         for i, (layer, sources) in enumerate(zip(self.layers, self._sources, strict=True)):
             if self._fused and i in self._fusions:
                 outs[i] = outs[sources[0]]  # the conv already applied this ReLU
@@ -150,6 +169,9 @@ class Network:
             grad = self.backend.upload(grad, "output_grad")
         grads: list[np.ndarray | None] = [None] * len(self.layers)
         grads[self._head] = grad
+        pool = self._pool or _NO_POOL
+        pool.reset()
+        pool.hold(grad)
         needs = self._needs[input_grad]
         for i in range(len(self.layers) - 1, -1, -1):
             layer, dy = self.layers[i], grads[i]
@@ -159,19 +181,28 @@ class Network:
                     self.backend.fill(p.grad, 0.0)  # a dangling block does not affect the loss
                 continue
             if not runs:
+                pool.drop(dy)
                 continue
             if self._fused and i in self._fusions:
-                grads[self._fusions[i]] = dy  # the conv's backward applies this ReLU's gradient
+                grads[self._fusions[i]] = dy  # the producer's backward applies this ReLU's gradient
                 continue
             for j, dx in zip(self._sources[i], layer.backward(dy, need), strict=True):
+                pool.hold(dx)
+                if dx is not None and grads[j] is not None:
+                    total = self._accumulate(j, grads[j], dx)
+                    pool.drop(grads[j])
+                    pool.drop(dx)
+                    pool.hold(total)
+                    dx = total
                 if dx is not None:
-                    grads[j] = dx if grads[j] is None else self._accumulate(j, grads[j], dx)
+                    grads[j] = dx
+            pool.drop(dy)
         dx = grads[self._input]
         return self.backend.to_host(dx) if input_grad and dx is not None else None
 
     def _accumulate(self, step: int, total: np.ndarray, dx: np.ndarray) -> np.ndarray:
         key = (step, dx.shape)
-        acc = self._accumulators.get(key)
+        acc = self._pool.take(dx.shape) if self._pool is not None else self._accumulators.get(key)
         if acc is None:
             acc = self._accumulators[key] = self.backend.empty(dx.shape)
         self.backend.k.add_forward([total, dx], acc)

@@ -244,8 +244,8 @@ def test_a_dangling_branch_gets_zero_gradients():
 
 
 def fused_graph():
-    """A grouped conv (direct kernels) and an ungrouped one (im2col) each feeding only a ReLU, so both are fused; a
-    third conv feeds a ReLU and a branch, so its ReLU stays a block of its own."""
+    """A grouped conv (direct kernels), an ungrouped one (im2col) and a BatchNorm each feeding only a ReLU, so all
+    three are fused; a third conv feeds a ReLU and a branch, so its ReLU stays a block of its own."""
     g, add = wiring()
     add("Input", "input", channels=2, height=6, width=6)
     add("Conv2D", "grouped", ["input"], filters=4, groups=2, padding="same")
@@ -253,7 +253,9 @@ def fused_graph():
     add("Conv2D", "conv", ["relu1"], filters=3, padding="same")
     add("ReLU", "relu2", ["conv"])
     add("MaxPool2D", "pool", ["relu2"], pool_size=2)
-    add("Conv2D", "shared", ["pool"], filters=3, padding="same")
+    add("BatchNorm", "bn", ["pool"])
+    add("ReLU", "relu_bn", ["bn"])
+    add("Conv2D", "shared", ["relu_bn"], filters=3, padding="same")
     add("ReLU", "relu3", ["shared"])
     add("Add", "sum", ["relu3", "shared"])
     add("Flatten", "flat", ["sum"])
@@ -274,7 +276,8 @@ def test_conv_relu_fusion_gives_the_unfused_results_bit_for_bit():
         net.loss(np.array([0, 3, 1]))
         dx = net.backward()
         results.append([y, dx] + [p.grad.copy() for p in net.parameters()])
-    assert {net.layers[conv].name for conv in net._fusions.values()} == {"grouped", "conv"}
+    assert {net.layers[conv].name for conv in net._fusions.values()} == {"grouped", "conv", "bn"}
     assert (net.activations["conv"] < 0).any() and (net.activations["relu2"] >= 0).all()
+    assert (net.activations["bn"] < 0).any() and (net.activations["relu_bn"] >= 0).all()
     for fused, unfused in zip(*results, strict=True):
         np.testing.assert_array_equal(fused, unfused)

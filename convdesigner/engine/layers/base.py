@@ -29,6 +29,7 @@ class Layer:
 
     kind = ""
     uses_rng = False  # Dropout: the network hands it the shared, reseedable generator
+    gradients = None  # the network's GradientPool, where its ``dx`` buffers come from (None: kept per layer)
 
     def __init__(self, name: str, params: dict, input_shapes: list[Shape], output_shape: Shape, backend) -> None:
         self.name, self.params = name, params
@@ -50,7 +51,10 @@ class Layer:
             self.backend.write(kernel, w)
 
     def buffer(self, tag: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
-        """A scratch array kept for the next batch of the same shape (allocated once per batch size)."""
+        """A scratch array kept for the next batch of the same shape (allocated once per batch size); input gradients
+        (tags "dx…") come from the network's pool instead, free again once their consumer has read them."""
+        if self.gradients is not None and tag.startswith("dx") and dtype == np.float32:
+            return self.gradients.take(shape)
         key = (tag, shape)
         buf = self._buffers.get(key)
         if buf is None:

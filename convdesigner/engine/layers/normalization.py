@@ -2,11 +2,12 @@
 running statistics in evaluation, PyTorch's momentum convention."""
 from __future__ import annotations
 
-from .base import Layer, channels
+from .base import Layer, channels, flat
 
 
 class BatchNorm(Layer):
     kind = "BatchNorm"
+    fused_relu = False  # set by the network: this block also computes the ReLU after it (its output is not kept)
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
@@ -33,11 +34,21 @@ class BatchNorm(Layer):
         y = self.like(x, "y")
         self.k.bn_normalize(x3, self._used_mean, self._invstd, self.weights["gamma"].value,
                             self.weights["beta"].value, channels(y))
+        if self.fused_relu:
+            self.k.relu_forward(flat(y), flat(y))
+        self._y = y
         return y
 
     def backward(self, dy, need):
+        if self.fused_relu:
+            gated = self.like(dy, "dx_gated")
+            self.k.relu_backward(flat(self._y), flat(dy), flat(gated))
+            dy = gated
         dx = self.like(dy, "dx")
         gamma, beta = self.weights["gamma"], self.weights["beta"]
         self.k.bn_backward(channels(self._x), channels(dy), self._used_mean, self._invstd, gamma.value,
                            self._batch_stats, channels(dx), gamma.grad, beta.grad)
+        if self.fused_relu and self.gradients is not None:
+            self.gradients.hold(dy)
+            self.gradients.drop(dy)  # the gated gradient was read for the last time
         return [dx]
