@@ -30,14 +30,14 @@ def _inspecting(net: Network, keep: bool = False) -> Iterator[None]:
     before = [set(layer._buffers) for layer in net.layers]
     accumulators = set(net._accumulators)
     pooled = net._pool.buffers() if net._pool is not None else set()
-    fusions, kept = net._fusions, net.keep_activations
-    net._fusions, net.keep_activations = {}, keep
+    fusions, folds, kept = net._fusions, net._folds, net.keep_activations
+    net._fusions, net._folds, net.keep_activations = {}, {}, keep
     for conv in fusions.values():
         net.layers[conv].fused_relu = False
     try:
         yield
     finally:
-        net._fusions, net.keep_activations, net.activations = fusions, kept, {}
+        net._fusions, net._folds, net.keep_activations, net.activations = fusions, folds, kept, {}
         for layer, keys in zip(net.layers, before, strict=True):
             for key in set(layer._buffers) - keys:
                 del layer._buffers[key]

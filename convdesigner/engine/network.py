@@ -94,6 +94,8 @@ class Network:
         self.loss_kind = self.head.kind
         self._needs = {flag: self._gradient_needs(flag) for flag in (False, True)}
         self._fusions = self._relu_fusions()
+        self._folds = self._batchnorm_folds() if backend.name == "cpu" else {}
+        self._folded = False
         self._fused = False
         self._accumulators: dict[tuple, np.ndarray] = {}
         self._outputs: list[np.ndarray | None] = [None] * len(self.layers)
@@ -127,16 +129,27 @@ class Network:
         return {i: sources[0] for i, (layer, sources) in enumerate(zip(self.layers, self._sources, strict=True))
                 if layer.kind == "ReLU" and self.layers[sources[0]].kind in FUSES_RELU and consumers[sources[0]] == 1}
 
+    def _batchnorm_folds(self) -> dict[int, int]:
+        """{BatchNorm step: Conv2D step} for each BatchNorm whose input is a Conv2D that feeds nothing else: in
+        evaluation its affine map is folded into the conv's kernel and bias (one pass over the output fewer)."""
+        consumers = Counter(j for sources in self._sources for j in sources)
+        return {i: sources[0] for i, (layer, sources) in enumerate(zip(self.layers, self._sources, strict=True))
+                if layer.kind == "BatchNorm" and self.layers[sources[0]].kind == "Conv2D"
+                and consumers[sources[0]] == 1}
+
     # ------------------------------------------------------------------------------------------- running
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """The values fed into the head (logits for SoftmaxCrossEntropy), shape (N, *output_shape)."""
         outs = self._outputs
         self._fused = not self.keep_activations
+        self._folded = self._fused and not training and bool(self._folds)
         for producer in self._fusions.values():
             self.layers[producer].fused_relu = self._fused
+        for bn, conv in self._folds.items():
+            self.layers[conv].folded = self.layers[bn] if self._folded else None
         for i, (layer, sources) in enumerate(zip(self.layers, self._sources, strict=True)):
-            if self._fused and i in self._fusions:
-                outs[i] = outs[sources[0]]  # the conv already applied this ReLU
+            if (self._fused and i in self._fusions) or (self._folded and i in self._folds):
+                outs[i] = outs[sources[0]]  # the block before already applied this ReLU or BatchNorm
                 continue
             outs[i] = layer.forward([outs[j] for j in sources] if sources else [x], training)
         self._loss_grad = None
@@ -158,6 +171,9 @@ class Network:
         """Fills every Parameter.grad for the last forward and returns dL/dx (None with ``input_grad=False``,
         which skips the first layer's input gradient — what training wants)."""
         y = self._outputs[self._head]
+        if self._folded:
+            raise RuntimeError("backward() needs the BatchNorm outputs that an evaluation forward() folds away: "
+                               "run forward() in training mode or with keep_activations set first")
         if grad is None:
             if self._loss_grad is None:
                 raise RuntimeError("call loss(targets) after forward() or pass the gradient to backward()")

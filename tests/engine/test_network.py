@@ -281,3 +281,30 @@ def test_conv_relu_fusion_gives_the_unfused_results_bit_for_bit():
     assert (net.activations["bn"] < 0).any() and (net.activations["relu_bn"] >= 0).all()
     for fused, unfused in zip(*results, strict=True):
         np.testing.assert_array_equal(fused, unfused)
+
+
+def test_batchnorm_is_folded_into_the_conv_before_it_in_evaluation():
+    """Evaluation folds a Conv2D -> BatchNorm (-> ReLU) chain into one conv: the same outputs within float32 rounding
+    as running the blocks one by one (keep_activations), and backward refuses a folded forward."""
+    g, add = wiring()
+    add("Input", "input", channels=3, height=8, width=8)
+    add("Conv2D", "conv", ["input"], filters=4, padding="same")
+    add("BatchNorm", "bn", ["conv"])
+    add("ReLU", "relu", ["bn"])
+    add("Conv2D", "conv2", ["relu"], filters=4, padding="same", bias=False)
+    add("BatchNorm", "bn2", ["conv2"])
+    add("Flatten", "flat", ["bn2"])
+    add("Dense", "fc", ["flat"], units=3)
+    add("SoftmaxCrossEntropy", "loss", ["fc"])
+    net = compile(g, seed=2)
+    x = images(net, 4)
+    for _ in range(3):  # running statistics away from their initial 0 and 1
+        net.forward(x * 3 + 1, training=True)
+    assert {net.layers[c].name for c in net._folds.values()} == {"conv", "conv2"}
+    folded = net.forward(x)
+    with pytest.raises(RuntimeError, match="folds away"):
+        net.backward(np.zeros_like(folded))
+    net.keep_activations = True
+    unfolded = net.forward(x)
+    np.testing.assert_allclose(folded, unfolded, rtol=1e-5, atol=1e-5)
+    assert not np.array_equal(net.activations["conv"], net.activations["bn"])

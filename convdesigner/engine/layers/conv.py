@@ -8,6 +8,7 @@ from .base import Layer
 class Conv2D(Layer):
     kind = "Conv2D"
     fused_relu = False  # set by the network: this conv also computes the ReLU after it (forward and backward)
+    folded = None  # set by the network for an evaluation pass: the BatchNorm after this conv, folded into it
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
@@ -17,8 +18,11 @@ class Conv2D(Layer):
     def forward(self, xs, training):
         self._x = x = xs[0]
         bias = self.weights.get("bias")
-        self._y = self.k.conv2d_forward(x, self.weights["kernel"].value, bias.value if bias else None,
-                                        *self.geometry, out=self.out(x), relu=self.fused_relu)
+        kernel, bias, relu = self.weights["kernel"].value, bias.value if bias else None, self.fused_relu
+        if self.folded is not None:
+            kernel, bias = self.folded.fold(kernel, bias)
+            relu = self.folded.fused_relu
+        self._y = self.k.conv2d_forward(x, kernel, bias, *self.geometry, out=self.out(x), relu=relu)
         return self._y
 
     def backward(self, dy, need):

@@ -39,6 +39,16 @@ class BatchNorm(Layer):
         self._y = y
         return y
 
+    def fold(self, kernel, bias):
+        """(kernel, bias) of the conv before this block with the evaluation-mode normalisation folded in: scale
+        gamma/sqrt(running_var + eps) per filter, shift beta + (bias - running_mean)·scale (host arrays: the CPU)."""
+        self.k.bn_invstd(self.state["running_var"], self.params["eps"], self._invstd)
+        scale = self.weights["gamma"].value * self._invstd
+        shift = self.weights["beta"].value - self.state["running_mean"] * scale
+        if bias is not None:
+            shift += bias * scale
+        return kernel * scale.reshape(-1, 1, 1, 1), shift
+
     def backward(self, dy, need):
         if self.fused_relu:
             gated = self.like(dy, "dx_gated")
