@@ -1,10 +1,10 @@
 """2-D convolution kernels (NCHW, float32), forward and backward, for the CPU backend.
 
-Two strategies, chosen per call by :func:`uses_gemm`: im2col + OpenBLAS sgemm (:mod:`im2col`, ungrouped convs) and
-direct loops over zero-padded flat planes (depthwise and other grouped convs); both use the wide layout of
-:mod:`planes`.  The direct loops are axpys over a whole output plane per kernel tap, parallel
-over the batch; dW sums tap products over the batch first (an axpy, which vectorises without fastmath) and over
-positions last.  Returned arrays are fresh unless ``out=``/``dx_out=`` is given.
+Three strategies, chosen per call (see :func:`conv2d_forward`): im2col + OpenBLAS sgemm (:mod:`im2col`, ungrouped
+convs), per-plane phase-split loops (:mod:`depthwise`, groups = channels) and direct loops over zero-padded flat planes
+(other grouped convs); all use the wide layout of :mod:`planes`.  The direct loops are axpys over a whole output
+plane per kernel tap, parallel over the batch; dW sums tap products over the batch first (an axpy, which vectorises
+without fastmath) and over positions last.  Returned arrays are fresh unless ``out=``/``dx_out=`` is given.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from numba import njit, prange
 
 from convdesigner.engine.cpu import im2col
 from convdesigner.engine.cpu.activation import relu_forward
+from convdesigner.engine.cpu.depthwise import depthwise_backward, depthwise_forward
 from convdesigner.engine.cpu.planes import (
     copy,
     crop_into,
@@ -27,11 +28,22 @@ from convdesigner.engine.cpu.planes import (
     workspace,
 )
 
+METHODS = ("direct", "gemm", "depthwise")
+
 
 def uses_gemm(groups: int) -> bool:
     """True when im2col + sgemm is the strategy: every ungrouped conv, down to LeNet-5's 1->6 (1.3-2× the direct loops,
-    measured with benchmarks/kernels.py); grouped and depthwise convs go direct."""
+    measured with benchmarks/kernels.py); depthwise convs (groups = channels) go to :mod:`depthwise`, other grouped
+    convs to the direct loops."""
     return groups == 1
+
+
+def strategy(groups: int, channels: int) -> str:
+    """The method a call with ``method=None`` runs: 'gemm' (:func:`uses_gemm`), 'depthwise' when every channel is its
+    own group (1.5-7× the direct loops' forward + backward at EfficientNet-small's shapes), else 'direct'."""
+    if uses_gemm(groups):
+        return "gemm"
+    return "depthwise" if groups == channels else "direct"
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=False)
@@ -95,6 +107,7 @@ def _direct_dx(wide, w, dx, stride, dilation, top, left, hp, wp, oh_, ow_):
 
 
 def _prepare(x, w, groups, method):
+    """Checked contiguous (x, w) and the method to run: 'gemm', 'depthwise' or 'direct'."""
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)
     if x.dtype != np.float32 or w.dtype != np.float32:
@@ -102,12 +115,12 @@ def _prepare(x, w, groups, method):
     if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
         raise ValueError(f"input {x.shape} and kernel {w.shape} do not match groups={groups}")
     if method is None:
-        gemm = uses_gemm(groups)
-    elif method not in ("gemm", "direct") or (method == "gemm" and groups != 1):
-        raise ValueError(f"method must be None, 'direct' or 'gemm' (groups=1 only), not {method!r}")
-    else:
-        gemm = method == "gemm"
-    return x, w, gemm
+        return x, w, strategy(groups, x.shape[1])
+    depthwise = groups == x.shape[1] > 1
+    if method not in METHODS or (method == "gemm" and groups != 1) or (method == "depthwise" and not depthwise):
+        raise ValueError(f"method must be None, 'direct', 'gemm' (groups=1 only) or 'depthwise' (groups = channels "
+                         f"> 1 only), not {method!r} for groups={groups}")
+    return x, w, method
 
 
 def _checked(buf, shape, name):
@@ -126,15 +139,17 @@ def conv2d_forward(x, w, b, stride, pads, dilation, groups, *, out=None, method=
     y = relu(conv(x, w) + b) with ``relu`` (a Conv2D fused with the ReLU after it).
 
     ``out`` (N,F,OH,OW) float32 C-contiguous, if given, receives the result; otherwise a fresh array is returned.
-    ``method`` forces 'direct' or 'gemm' (benchmarks, tests); None picks by :func:`uses_gemm`.
+    ``method`` forces 'direct', 'gemm' or 'depthwise' (benchmarks, tests); None picks by :func:`strategy`.
     """
-    x, w, gemm = _prepare(x, w, groups, method)
+    x, w, kind = _prepare(x, w, groups, method)
     n, f = x.shape[0], w.shape[0]
     g = geometry(x.shape, w.shape, stride, pads, dilation)
     y = np.empty((n, f, g.oh, g.ow), np.float32) if out is None else _checked(out, (n, f, g.oh, g.ow), "out")
     bias = np.zeros(f, np.float32) if b is None else np.ascontiguousarray(b, np.float32)
-    if gemm:
+    if kind == "gemm":
         im2col.gemm_forward(x, w, bias, y, g, stride, pads, dilation, relu)
+    elif kind == "depthwise":
+        depthwise_forward(x, w, bias, y, g, stride, pads, dilation, relu, _chunks(n))
     else:
         _direct_forward(x, w, bias, y, stride, dilation, pads[0], pads[2], g.hp, g.wp, g.wq, g.q, _chunks(n))
         if relu:
@@ -152,7 +167,7 @@ def conv2d_backward(x, w, dy, stride, pads, dilation, groups, need_dx=True, *, d
     Pass ``need_dx=False`` for a layer fed by the network input to skip the dx work.  ``dx_out``, if given,
     receives dx; dw and db are always fresh arrays.  ``method`` as for :func:`conv2d_forward`.
     """
-    x, w, gemm = _prepare(x, w, groups, method)
+    x, w, kind = _prepare(x, w, groups, method)
     dy = np.ascontiguousarray(dy, np.float32)
     n, c, f = x.shape[0], x.shape[1], w.shape[0]
     g = geometry(x.shape, w.shape, stride, pads, dilation)
@@ -161,8 +176,11 @@ def conv2d_backward(x, w, dy, stride, pads, dilation, groups, need_dx=True, *, d
     dx = (np.empty(x.shape, np.float32) if dx_out is None else _checked(dx_out, x.shape, "dx_out")) if need_dx else None
     relu = relu_out is not None
     gate_by = _checked(relu_out, dy.shape, "relu_out") if relu else dy
-    if gemm:
+    if kind == "gemm":
         dw, db = im2col.gemm_backward(x, w, dy, gate_by, relu, dx, g, stride, pads, dilation)
+        return dx, dw, db
+    if kind == "depthwise":
+        dw, db = depthwise_backward(x, w, dy, gate_by, relu, dx, g, stride, pads, dilation)
         return dx, dw, db
     planes = workspace("planes", (n, c, g.hp * g.wp))
     pad_batch(x, planes, pads[0], pads[2], g.wp)
