@@ -353,6 +353,7 @@ class TrainingPanel(QWidget):
     def _run_started(self, index: int) -> None:
         run = self.session.runs[index]
         self.plots.show_run(run)
+        self.plots.set_extent(self._epoch_offset + self._epochs_planned)
         self._show_earlier()
         self.runs_view.show_runs(self.session.runs)
         self._run_start = time.perf_counter()

@@ -102,7 +102,10 @@ class TrainingPlots(QWidget):
         for plot in (self.loss, self.accuracy, self.lr):  # no grid: its alpha-blended lines took 37 of the 47 ms a
             plot.setLabel("bottom", "epoch")              # redraw of the three plots cost
             plot.hideButtons()
-        self.accuracy.setYRange(0, 1)
+            plot.enableAutoRange(x=False)  # the x range is the run's epochs, set once: a growing range repainted
+        self.accuracy.setYRange(0, 1)      # every axis and each plot twice per redraw
+        self.extent = 0.0
+        self.set_extent(1)
 
         self.batch_loss, self.epoch_train, self.epoch_val = Series(), Series(), Series()
         self.train_acc, self.val_acc, self.rates = Series(), Series(), Series()
@@ -122,29 +125,42 @@ class TrainingPlots(QWidget):
             item.setDownsampling(auto=True, method="peak")  # at most a few points per pixel column are drawn
             item.setClipToView(True)
         self.earlier: list[tuple[pg.PlotItem, pg.PlotDataItem]] = []
-        self._dirty: set[str] = set()  # "batch": the batch curves changed, "epoch": the per-epoch ones
+        self._dirty: set[tuple[str, str]] = set()  # (kind of curve changed, plot to redraw), see _mark
         self.redraws = 0
-        self.timer = QTimer(self)
-        self.timer.setInterval(REDRAW_MS)
-        self.timer.timeout.connect(self.redraw)
+        self._turn = 0
+        self.timer = QTimer(self)  # each plot's turn comes at REDRAW_MS; the turns alternate, so one event-loop
+        self.timer.setInterval(REDRAW_MS // 2)  # pass never paints all the plots at once (48 ms while training)
+        self.timer.timeout.connect(self._redraw_turn)
         self.timer.start()
         self.smoothing.valueChanged.connect(self._resmooth)
         self.log_y.toggled.connect(self._set_log)
         self._resmooth()
 
     # ------------------------------------------------------------------------------------------- data in
+    def set_extent(self, epochs: float, reset: bool = False) -> None:
+        """The x axes span 0..``epochs`` (the run's planned epochs; wider when a curve reaches past it); only
+        ``reset`` narrows them."""
+        if epochs > self.extent or (reset and epochs != self.extent):
+            self.extent = float(epochs)
+            for plot in (self.loss, self.accuracy, self.lr):
+                plot.setXRange(0, self.extent, padding=0.02)
+
     def clear_current(self) -> None:
         for s in (self.batch_loss, self.epoch_train, self.epoch_val, self.train_acc, self.val_acc, self.rates,
                   self._smooth):
             s.clear()
         self._smooth_state = (0.0, 0)
-        self._dirty = {"batch", "epoch"}
+        self._mark("batch", "epoch")
+
+    def _mark(self, *kinds: str) -> None:
+        """The curves of ``kinds`` ('batch', 'epoch') changed: each plot showing them redraws on its turn."""
+        self._dirty |= {(kind, plot) for kind in kinds for plot in _PLOTS_OF[kind]}
 
     def add_batch(self, info: dict) -> None:
         x = info["epoch"] - 1 + info["batch"] / info["batches"]
         self.batch_loss.add(x, info["batch_loss"])
         self.rates.add(x, info["lr"])
-        self._dirty.add("batch")
+        self._mark("batch")
 
     def add_epoch(self, row: dict) -> None:
         x = float(row.get("epoch", self.epoch_train.n + 1))
@@ -152,11 +168,12 @@ class TrainingPlots(QWidget):
                             (self.epoch_val, "val_loss"), (self.val_acc, "val_acc")):
             if _finite(row.get(key)):
                 series.add(x, row[key])
-        self._dirty.add("epoch")
+        self._mark("epoch")
 
     def show_run(self, run) -> None:
         """Draw a whole recorded run as the current one (a reopened model, or the run being continued)."""
         self.clear_current()
+        self.set_extent(max([1.0] + [float(r["epoch"]) for r in run.history] + list(run.steps[-1:])), reset=True)
         self.batch_loss.extend(run.steps, run.losses)
         self.rates.extend(run.steps, run.lrs)
         for row in run.history:
@@ -173,6 +190,7 @@ class TrainingPlots(QWidget):
             if not show:
                 continue
             colour = MUTED[i % len(MUTED)]
+            self.set_extent(max([0.0] + [float(r["epoch"]) for r in run.history]))
             pen = pg.mkPen(colour, width=1.5)
             epochs = [float(r["epoch"]) for r in run.history]
             items = []
@@ -195,23 +213,30 @@ class TrainingPlots(QWidget):
         self.smoothing_label.setText(f"{self.smoothing.value() / 100:.2f}")
         self._smooth.clear()
         self._smooth_state = (0.0, 0)
-        self._dirty.add("batch")
+        self._mark("batch")
 
     def _set_log(self, on: bool) -> None:
         self.loss.setLogMode(y=on)
         self.lr.setLogMode(y=on)
-        self._dirty = {"batch", "epoch"}
+        self._mark("batch", "epoch")
 
-    def redraw(self) -> None:
-        """Hand the changed curves to pyqtgraph; between epochs only the batch curves change, so only the loss and
-        learning-rate plots repaint."""
-        if not self._dirty:
+    def _redraw_turn(self) -> None:
+        self._turn = 1 - self._turn
+        self.redraw(("loss",) if self._turn else ("lr", "accuracy"))
+
+    def redraw(self, plots=("loss", "lr", "accuracy")) -> None:
+        """Hand the changed curves of ``plots`` to pyqtgraph; between epochs only the batch curves change, so the
+        accuracy plot does not repaint."""
+        wanted = {(kind, plot) for kind, plot in self._dirty if plot in plots}
+        if not wanted:
             return
-        dirty, self._dirty = self._dirty, set()
+        self._dirty -= wanted
         self.redraws += 1
         log = self.log_y.isChecked()
         positive = (lambda s: (s.xs[s.ys > 0], s.ys[s.ys > 0])) if log else (lambda s: (s.xs, s.ys))
-        if "batch" in dirty:
+        if self.batch_loss.n:
+            self.set_extent(math.ceil(self.batch_loss.xs[-1]))
+        if ("batch", "loss") in wanted:
             done = self._smooth.n
             if self.batch_loss.n > done:
                 ys, self._smooth_state = smoothed(self.batch_loss.ys[done:], self.smoothing.value() / 100,
@@ -219,14 +244,19 @@ class TrainingPlots(QWidget):
                 self._smooth.extend(self.batch_loss.xs[done:], ys)
             self.raw_item.setData(*positive(self.batch_loss))
             self.smooth_item.setData(*positive(self._smooth))
+        if ("batch", "lr") in wanted:
             self.lr_item.setData(*positive(self.rates))
             if self.rates.n and not log:
                 self.lr.setYRange(0, float(self.rates.ys.max()) * 1.1 or 1.0, padding=0)
-        if "epoch" in dirty:
+        if ("epoch", "loss") in wanted:
             self.train_item.setData(*positive(self.epoch_train))
             self.val_item.setData(*positive(self.epoch_val))
+        if ("epoch", "accuracy") in wanted:
             self.train_acc_item.setData(self.train_acc.xs, self.train_acc.ys)
             self.val_acc_item.setData(self.val_acc.xs, self.val_acc.ys)
+
+
+_PLOTS_OF = {"batch": ("loss", "lr"), "epoch": ("loss", "accuracy")}  # the plots each kind of change redraws
 
 
 def _finite(value) -> bool:
