@@ -44,6 +44,9 @@ CASES = [
     (1, 5, 5, 6, 16, 1, 1, 1, (0, 0, 0, 0), 1, 1, False),     # 1x1, batch 1
     (2, 6, 11, 10, 16, 5, 5, 3, (2, 2, 2, 2), 1, 2, True),
     (2, 2, 10, 10, 3, 3, 3, 1, (3, 0, 0, 3), 3, 1, True),
+    (2, 12, 7, 8, 4, 3, 3, 1, (1, 0, 2, 1), 1, 1, True),      # few filters: dx as the flipped kernel's forward
+    (2, 8, 9, 9, 3, 3, 2, 1, (2, 4, 1, 0), 2, 1, False),      # ... with dilation
+    (1, 8, 6, 6, 2, 3, 3, 1, (3, 1, 1, 1), 1, 1, True),       # ... padding past the kernel's reach: col2im
 ]
 
 
@@ -273,3 +276,17 @@ def test_avgpool_worked_examples_match_pytorch():
     y, arg = maxpool2d_forward(-1 - x, 3, 2, 1, 3, 3)
     np.testing.assert_array_equal(y[0, 0], [[-1, -2, -4], [-6, -7, -9], [-16, -17, -19]])
     np.testing.assert_array_equal(arg[0, 0], [[0, 1, 3], [5, 6, 8], [15, 16, 18]])
+
+
+@pytest.mark.parametrize("pads", [(1, 1, 1, 1), (0, 2, 1, 0)])
+def test_fused_relu_backward_with_few_filters_matches_the_direct_loops(pads):
+    """Where dx is the flipped kernel's forward pass (filters few next to channels) the ReLU gate still applies."""
+    rng = np.random.default_rng(4)
+    x, w = rand(rng, 3, 10, 6, 7), rand(rng, 3, 10, 3, 3)
+    y = conv2d_forward(x, w, None, 1, pads, 1, 1, relu=True)
+    assert (y == 0).any() and (y > 0).any()
+    dy = rand(rng, *y.shape)
+    got = conv2d_backward(x, w, dy, 1, pads, 1, 1, method="gemm", relu_out=y)
+    want = conv2d_backward(x, w, dy, 1, pads, 1, 1, method="direct", relu_out=y)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
