@@ -203,7 +203,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"  {note}")
     if sgemm:
         print(f"  GFLOP/s from the catalogue's multiply-adds (training counts 3 passes); numpy's sgemm here: "
-              f"{sgemm:.0f} GFLOP/s ({bench_probes.SGEMM_SIZE}² matrices, the same thread count)")
+              f"{sgemm:.0f} GFLOP/s ({bench_probes.SGEMM_SIZE}² matrices, the same thread count; OpenBLAS "
+              f"{bench_probes.OPENBLAS_CORE or 'of unknown'} kernels)")
     if args.memory:
         print("\nPeak memory of a training step (resident growth in a fresh process, MiB):")
         for key in templates:

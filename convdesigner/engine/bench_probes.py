@@ -17,9 +17,10 @@ import time
 
 import numpy as np
 
-from .cpu.blas import OPENBLAS_THREADS
+from .cpu.blas import OPENBLAS_CORE, OPENBLAS_THREADS
 
 SGEMM_SIZE = 1024
+__all__ = ["OPENBLAS_CORE", "gflops", "sgemm_rate", "start_times", "step_memory"]
 
 
 def sgemm_rate(threads: int, size: int = SGEMM_SIZE) -> float:

@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit
 
 from convdesigner.engine.cpu.activation import relu_backward
+from convdesigner.engine.cpu.blas import SMALL_MATRIX_KERNELS
 from convdesigner.engine.cpu.blas_threads import run_shared
 from convdesigner.engine.cpu.planes import (
     Geometry,
@@ -81,11 +82,11 @@ def _widen(dy, y, relu, n0, n1, wide, wq, q_, db):
 
 def _chunk(ck: int, f: int, q: int) -> int:
     """Samples per chunk: columns within _CHUNK_FLOATS, and fewer where that lets each chunk's products fit OpenBLAS's
-    small-matrix kernels while a chunk still holds 2 samples (3.5× on the seed CNN's conv1 dW, 5% on its training
-    step; one sample per chunk costs more than it saves)."""
+    small-matrix kernels (where it has them, see blas.py) while a chunk still holds 2 samples (3.5× on the seed
+    CNN's conv1 dW on AVX-512, 5% on its training step; one sample per chunk costs more than it saves)."""
     by_cache = max(1, _CHUNK_FLOATS // (ck * q))
     small = _SMALL_GEMM // (ck * f * q)
-    return min(by_cache, small) if small >= 2 else by_cache
+    return min(by_cache, small) if small >= 2 and SMALL_MATRIX_KERNELS else by_cache
 
 
 def _products(worker: int, rows: tuple[int, ...], cb: int, q: int):
