@@ -5,8 +5,8 @@ reads ``plane[q + (i*Wp + j)*dilation]`` for kernel tap (i, j), so each tap is O
 ``Q = (OH-1)*Wp + OW`` values (the ``Wp-OW`` columns between rows are computed and dropped); at other strides
 ``Wq = OW`` and a tap is ``OH`` strided runs.  Gradients in this layout keep zeros in the dropped columns.
 
-Workspaces are module-level arrays keyed by (tag, shape) and reused between calls: only one thread at a time may run
-the engine (the design's rule: one engine worker thread); arrays returned to callers never alias them.
+Workspaces are module-level arrays, one per tag, reused between calls: only one thread at a time may run the engine
+(the design's rule: one engine worker thread); arrays returned to callers never alias them.
 """
 from __future__ import annotations
 
@@ -15,18 +15,18 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-_workspaces: dict[tuple, np.ndarray] = {}
+_workspaces: dict[str, np.ndarray] = {}
 
 
 def workspace(tag: str, shape: tuple[int, ...]) -> np.ndarray:
-    """A float32 scratch array reused across calls with the same tag and shape (one engine thread, see above)."""
-    key = (tag, shape)
-    buf = _workspaces.get(key)
-    if buf is None:
-        if len(_workspaces) > 64:
-            _workspaces.clear()
-        buf = _workspaces[key] = np.empty(shape, np.float32)
-    return buf
+    """A float32 scratch array of ``shape``, its contents undefined: a view of the one buffer kept for ``tag``, grown
+    to the largest shape asked for (one engine thread, see above). One buffer per tag rather than per shape: every
+    conv layer of VGG-small keeping its own im2col columns held more than PyTorch's whole training step."""
+    size = int(np.prod(shape))
+    buf = _workspaces.get(tag)
+    if buf is None or buf.size < size:
+        buf = _workspaces[tag] = np.empty(size, np.float32)
+    return buf[:size].reshape(shape)
 
 
 class Geometry(NamedTuple):
