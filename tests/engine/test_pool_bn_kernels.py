@@ -306,5 +306,6 @@ def test_the_hot_loops_vectorise():
     assert sum({"float", "i32"} <= body for body in general) >= 3
     x3, v = np.zeros((4, 3, 40), np.float32), np.ones(3, np.float32)
     assert any({"double", "float"} <= body for body in vector_loops(bn.bn_stats, x3, v, v.copy()))
-    assert sum({"double", "float"} <= body for body in vector_loops(
-        bn.bn_backward, x3, x3, v, v, v, True, x3.copy(), v.copy(), v.copy())) >= 2
+    for relu in (False, True):  # the plain backward and the one gated by a fused ReLU's output
+        assert sum({"double", "float"} <= body for body in vector_loops(
+            bn._backward, x3, x3, x3, relu, v, v, v, True, x3.copy(), v.copy(), v.copy())) >= 2

@@ -82,18 +82,30 @@ def bn_invstd(var, eps, invstd):
         invstd[j] = 1.0 / math.sqrt(var[j] + eps)
 
 
-@by_size
 def bn_normalize(x, mean, invstd, gamma, beta, y):
-    """y = x·a + b with a = gamma·invstd and b = beta - mean·a per channel. Short channels (L < 64: vectors, small
-    maps) take a and b spread into rows over C·L, so each image is one contiguous vector loop whatever L is."""
+    """y = x·a + b with a = gamma·invstd and b = beta - mean·a per channel."""
+    _normalize(x, mean, invstd, gamma, beta, False, y)
+
+
+def bn_normalize_relu(x, mean, invstd, gamma, beta, y):
+    """y = max(x·a + b, 0): the normalisation and the ReLU after it in one pass (a BatchNorm fused with its ReLU)."""
+    _normalize(x, mean, invstd, gamma, beta, True, y)
+
+
+@by_size
+def _normalize(x, mean, invstd, gamma, beta, relu, y):
+    """y = x·a + b, through a ReLU with ``relu``. Short channels (L < 64: vectors, small maps) take a and b spread
+    into rows over C·L, so each image is one contiguous vector loop whatever L is."""
     n, c, hw = x.shape
+    zero = np.float32(0.0)
     if hw >= 64:
         for i in prange(n):
             for j in range(c):
                 aj = gamma[j] * invstd[j]
                 bj = beta[j] - mean[j] * aj
                 for k in range(hw):
-                    y[i, j, k] = x[i, j, k] * aj + bj
+                    v = x[i, j, k] * aj + bj
+                    y[i, j, k] = zero if relu and v < zero else v
         return
     a, b = np.empty(c * hw, y.dtype), np.empty(c * hw, y.dtype)
     for j in range(c):  # loops, not slice assignments: the parallel compilation would run each as a parallel loop
@@ -106,16 +118,29 @@ def bn_normalize(x, mean, invstd, gamma, beta, y):
     for i in prange(n):
         xr, yr = xf[i], yf[i]
         for t in range(c * hw):
-            yr[t] = xr[t] * a[t] + b[t]
+            v = xr[t] * a[t] + b[t]
+            yr[t] = zero if relu and v < zero else v
+
+
+def bn_backward(x, dy, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta):
+    """Gradients of gamma, beta and x; with batch statistics the mean and variance depend on x too."""
+    _backward(x, dy, dy, False, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta)
+
+
+def bn_backward_relu(x, dy, y, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta):
+    """:func:`bn_backward` of a BatchNorm fused with its ReLU, whose output is y: dy counts only where y > 0."""
+    _backward(x, dy, y, True, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta)
 
 
 @by_size
-def bn_backward(x, dy, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta):
-    """Gradients of gamma, beta and x; with batch statistics the mean and variance depend on x too. Per channel
-    group, one pass for the sums and one for dx, while the group's slices are still in cache."""
+def _backward(x, dy, y, relu, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta):
+    """Per channel group, one pass for the sums and one for dx, while the group's slices are still in cache; with
+    ``relu`` each dy is gated by the ReLU output y on the way in (no gated copy of dy is written)."""
     n, c, hw = x.shape
     m = n * hw
+    zero = np.float32(0.0)
     xf, gf, df = x.reshape(n, c * hw), dy.reshape(n, c * hw), dx.reshape(n, c * hw)
+    yf = y.reshape(n, c * hw)
     per, groups = _groups(n, c, hw)
     for q in prange(groups):
         j0, j1 = q * per, min(q * per + per, c)
@@ -125,9 +150,9 @@ def bn_backward(x, dy, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta):
         _spread(mean, j0, j1, hw, mu)
         s1, s2 = np.zeros(size), np.zeros(size)
         for i in range(n):
-            xr, gr = xf[i, t0:t1], gf[i, t0:t1]
+            xr, gr, yr = xf[i, t0:t1], gf[i, t0:t1], yf[i, t0:t1]
             for t in range(size):
-                g = gr[t]
+                g = zero if relu and yr[t] <= zero else gr[t]
                 s1[t] += g
                 s2[t] += g * (xr[t] - mu[t])  # invstd, a per-channel factor, applied to the sum
         a, mdy, k = np.empty(size, x.dtype), np.empty(size), np.empty(size)
@@ -141,10 +166,12 @@ def bn_backward(x, dy, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta):
             mdy[cells] = sdy / m
             k[cells] = r * sdyx / m  # xhat·mean(dy·xhat) = (x - mean)·k
         for i in range(n):
-            xr, gr, dr = xf[i, t0:t1], gf[i, t0:t1], df[i, t0:t1]
+            xr, gr, yr, dr = xf[i, t0:t1], gf[i, t0:t1], yf[i, t0:t1], df[i, t0:t1]
             if batch_stats:
                 for t in range(size):
-                    dr[t] = a[t] * (gr[t] - mdy[t] - (xr[t] - mu[t]) * k[t])
+                    g = zero if relu and yr[t] <= zero else gr[t]
+                    dr[t] = a[t] * (g - mdy[t] - (xr[t] - mu[t]) * k[t])
             else:
                 for t in range(size):
-                    dr[t] = a[t] * gr[t]
+                    g = zero if relu and yr[t] <= zero else gr[t]
+                    dr[t] = a[t] * g

@@ -32,10 +32,14 @@ class BatchNorm(Layer):
             self._used_mean = running_mean
         self._batch_stats = training
         y = self.like(x, "y")
-        self.k.bn_normalize(x3, self._used_mean, self._invstd, self.weights["gamma"].value,
-                            self.weights["beta"].value, channels(y))
-        if self.fused_relu:
-            self.k.relu_forward(flat(y), flat(y))
+        args = (x3, self._used_mean, self._invstd, self.weights["gamma"].value, self.weights["beta"].value,
+                channels(y))
+        if self.fused_relu and hasattr(self.k, "bn_normalize_relu"):  # one pass where the backend has the kernel
+            self.k.bn_normalize_relu(*args)
+        else:
+            self.k.bn_normalize(*args)
+            if self.fused_relu:
+                self.k.relu_forward(flat(y), flat(y))
         self._y = y
         return y
 
@@ -50,12 +54,17 @@ class BatchNorm(Layer):
         return kernel * scale.reshape(-1, 1, 1, 1), shift
 
     def backward(self, dy, need):
+        gamma, beta = self.weights["gamma"], self.weights["beta"]
+        if self.fused_relu and hasattr(self.k, "bn_backward_relu"):
+            dx = self.like(dy, "dx")
+            self.k.bn_backward_relu(channels(self._x), channels(dy), channels(self._y), self._used_mean,
+                                    self._invstd, gamma.value, self._batch_stats, channels(dx), gamma.grad, beta.grad)
+            return [dx]
         if self.fused_relu:
             gated = self.like(dy, "dx_gated")
             self.k.relu_backward(flat(self._y), flat(dy), flat(gated))
             dy = gated
         dx = self.like(dy, "dx")
-        gamma, beta = self.weights["gamma"], self.weights["beta"]
         self.k.bn_backward(channels(self._x), channels(dy), self._used_mean, self._invstd, gamma.value,
                            self._batch_stats, channels(dx), gamma.grad, beta.grad)
         if self.fused_relu and self.gradients is not None:
