@@ -193,11 +193,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"Timing {len(templates) * len(sizes) * 2} cells per engine (about {timing.seconds:g} s each)...",
           flush=True)
     try:
+        bench.check_threads(args.threads)
+        threads = args.threads or numba.get_num_threads()
+        sgemm = bench_probes.sgemm_rate(threads) if args.device == "cpu" else None  # before and after the cells:
         cells, notes = bench.run(templates, sizes, timing, with_torch=not args.no_torch, threads=args.threads,
                                  report=lambda cell: print(".", end="", flush=True), device=args.device)
     except ValueError as e:
         raise CommandError(str(e)) from None
-    sgemm = bench_probes.sgemm_rate(args.threads or numba.get_num_threads()) if args.device == "cpu" else None
+    sgemm = max(sgemm, bench_probes.sgemm_rate(threads)) if sgemm else None  # the higher, should the machine speed up
     print("\n" + bench.format_table(cells, sgemm))
     for note in notes:
         print(f"  {note}")
@@ -209,7 +212,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print("\nPeak memory of a training step (resident growth in a fresh process, MiB):")
         for key in templates:
             for size in sizes:
-                ours, theirs = bench_probes.step_memory(key, size, args.threads or numba.get_num_threads(),
+                ours, theirs = bench_probes.step_memory(key, size, threads,
                                                         not args.no_torch and bench._import_torch() is not None)
                 versus = f"   torch {theirs:7.1f}   ours/torch {ours / theirs:.2f}" if theirs else ""
                 print(f"  {key:<18} batch {size:>4}   ours {ours:7.1f}{versus}", flush=True)

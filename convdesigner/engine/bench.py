@@ -103,6 +103,12 @@ def default_templates(device: str) -> tuple[str, ...]:
     return CUDA_TEMPLATES if device == "cuda" else BENCH_TEMPLATES
 
 
+def check_threads(threads: int | None) -> None:
+    """ValueError unless ``threads`` is None (numba's count) or a thread count numba can run."""
+    if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, not {threads}")
+
+
 def run(templates=None, batches=BENCH_BATCHES, timing: Timing | None = None, with_torch: bool = True,
         report=None, threads: int | None = None, device: str = "cpu") -> tuple[list[Cell], list[str]]:
     """Every (template, batch, mode) cell on our engine and, when available, on PyTorch; returns cells and notes.
@@ -111,8 +117,7 @@ def run(templates=None, batches=BENCH_BATCHES, timing: Timing | None = None, wit
     available, reason = device_status(device)
     if not available:
         raise ValueError(f"cannot benchmark on {device}: {reason}")
-    if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-        raise ValueError(f"threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, not {threads}")
+    check_threads(threads)
     before = numba.get_num_threads()
     numba.set_num_threads(threads or before)
     try:
