@@ -195,7 +195,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     try:
         bench.check_threads(args.threads)
         threads = args.threads or numba.get_num_threads()
-        sgemm = bench_probes.sgemm_rate(threads) if args.device == "cpu" else None  # before and after the cells:
+        sgemm = bench_probes.sgemm_rate(threads) if args.device == "cpu" else None  # measured again after the cells
         cells, notes = bench.run(templates, sizes, timing, with_torch=not args.no_torch, threads=args.threads,
                                  report=lambda cell: print(".", end="", flush=True), device=args.device)
     except ValueError as e:
