@@ -92,19 +92,25 @@ def test_backward_central_differences(case):
     n, c, h, w_, f, kh, kw, s, pads, d, g, _ = case
     rng = np.random.default_rng(3)
     x, w = rand(rng, n, c, h, w_), rand(rng, f, c // g, kh, kw)
-    dy = rand(rng, *reference_conv(x, w, None, s, pads, d, g).shape)
+    assert_central_differences(rng, x, w, s, pads, d, g)
+
+
+def assert_central_differences(rng, x, w, stride, pads, dilation, groups):
+    """dx and dw of conv2d_backward at six entries each against central differences of L = sum(conv(x, w) * dy)
+    (L is linear in x and in w, so the differences are exact up to rounding)."""
+    dy = rand(rng, *reference_conv(x, w, None, stride, pads, dilation, groups).shape)
 
     def loss(xv, wv):
-        return float(np.sum(conv2d_forward(xv, wv, None, s, pads, d, g).astype(np.float64) * dy))
+        return float(np.sum(conv2d_forward(xv, wv, None, stride, pads, dilation, groups).astype(np.float64) * dy))
 
-    dx, dw, _ = conv2d_backward(x, w, dy, s, pads, d, g)
+    dx, dw, _ = conv2d_backward(x, w, dy, stride, pads, dilation, groups)
     for arr, grad, at in ((x, dx, lambda a: loss(a, w)), (w, dw, lambda a: loss(x, a))):
         for flat in rng.choice(arr.size, 6, replace=False):
             idx = np.unravel_index(flat, arr.shape)
             plus, minus = arr.copy(), arr.copy()
             plus[idx] += 0.5
             minus[idx] -= 0.5
-            assert (at(plus) - at(minus)) / 1.0 == pytest.approx(grad[idx], rel=1e-3, abs=1e-3)
+            assert at(plus) - at(minus) == pytest.approx(grad[idx], rel=1e-3, abs=1e-3)
 
 
 def test_sobel_worked_example():

@@ -6,7 +6,7 @@ import pytest
 
 from convdesigner.engine.cpu.conv import conv2d_backward, conv2d_forward, strategy
 
-from .test_conv_pool_kernels import rand, reference_conv
+from .test_conv_pool_kernels import assert_central_differences, rand, reference_conv
 
 # (N, C, H, W, filters per channel, k, stride, pads (top, bottom, left, right), dilation)
 CASES = [
@@ -92,19 +92,7 @@ def test_backward_central_differences(case):
     """L = sum(conv(x, w) * dy) is linear in x and in w, so central differences are exact up to rounding."""
     _, c, *_, s, pads, d = case
     rng, x, w, _ = make(case, 3)
-    dy = rand(rng, *conv2d_forward(x, w, None, s, pads, d, c).shape)
-
-    def loss(xv, wv):
-        return float(np.sum(conv2d_forward(xv, wv, None, s, pads, d, c).astype(np.float64) * dy))
-
-    dx, dw, _ = conv2d_backward(x, w, dy, s, pads, d, c)
-    for arr, grad, at in ((x, dx, lambda a: loss(a, w)), (w, dw, lambda a: loss(x, a))):
-        for flat in rng.choice(arr.size, 6, replace=False):
-            idx = np.unravel_index(flat, arr.shape)
-            plus, minus = arr.copy(), arr.copy()
-            plus[idx] += 0.5
-            minus[idx] -= 0.5
-            assert at(plus) - at(minus) == pytest.approx(grad[idx], rel=1e-3, abs=1e-3)
+    assert_central_differences(rng, x, w, s, pads, d, c)
 
 
 def test_need_dx_false_and_out_buffers():
