@@ -53,14 +53,19 @@ def gflops(macs: int, mode: str, images_per_second: float) -> float:
 
 # ------------------------------------------------------------------------------------------------ child processes
 
-def _child(code: str, env: dict | None = None, timeout: float = 600) -> dict:
-    """Runs ``code`` in a fresh interpreter and returns the JSON object it prints last; RuntimeError with its error
-    output when it fails."""
+def _run(code: str, env: dict | None = None, timeout: float = 600) -> str:
+    """Runs ``code`` in a fresh interpreter and returns what it printed; RuntimeError with its error output when it
+    fails."""
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
     if done.returncode != 0:
         raise RuntimeError(f"the measuring process failed:\n{done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout
+
+
+def _child(code: str) -> dict:
+    """The JSON object that ``code``, run in a fresh interpreter, prints last."""
+    return json.loads(_run(code).strip().splitlines()[-1])
 
 
 def _status_kib(field: str) -> int:
@@ -147,9 +152,6 @@ def start_times(template: str = "lenet5") -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as cache:
         for _ in range(2):
             start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                                  env={**os.environ, "NUMBA_CACHE_DIR": cache})
+            _run(code, {"NUMBA_CACHE_DIR": cache})
             times.append(time.perf_counter() - start)
-            if done.returncode != 0:
-                raise RuntimeError(f"the measuring process failed:\n{done.stderr.strip()[-2000:]}")
     return times[0], times[1]
