@@ -104,7 +104,7 @@ def main() -> None:
             if torch is not None:
                 candidates["torch"] = torch_conv_step(torch, x, w, b, stride, pad, groups, need_dx)
             ms = interleaved_medians(candidates, args.reps)
-            auto = conv.strategy(groups, c)
+            auto = conv.strategy(c, w.shape, stride, (pad,) * 4, 1, groups)
             line = f"N={n:3d} {name:18s} conv fwd+bwd ms: " + "  ".join(f"{m} {t:7.3f}" for m, t in ms.items())
             if torch is not None:
                 line += f"  | chosen {auto}: torch/ours = {ms['torch'] / ms[auto]:4.2f}x"

@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 
+from convdesigner.engine.cpu import winograd
+from convdesigner.engine.cpu.blas import SGEMM
 from convdesigner.engine.cpu.conv import conv2d_backward, conv2d_forward, uses_gemm
 from convdesigner.engine.cpu.pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 from convdesigner.graph.layers import pool_output
@@ -47,11 +49,20 @@ CASES = [
     (2, 12, 7, 8, 4, 3, 3, 1, (1, 0, 2, 1), 1, 1, True),      # few filters: dx as the flipped kernel's forward
     (2, 8, 9, 9, 3, 3, 2, 1, (2, 4, 1, 0), 2, 1, False),      # ... with dilation
     (1, 8, 6, 6, 2, 3, 3, 1, (3, 1, 1, 1), 1, 1, True),       # ... padding past the kernel's reach: col2im
+    (3, 32, 5, 7, 8, 3, 3, 1, (1, 1, 1, 1), 1, 1, True),      # Winograd by default: odd output, dx by im2col
+    (2, 40, 6, 9, 36, 3, 3, 1, (0, 0, 0, 0), 1, 1, False),    # ... no padding: dx padded by 2, by Winograd
+    (1, 33, 3, 4, 33, 3, 3, 1, (2, 1, 0, 2), 1, 1, True),     # ... uneven padding, one tile row
 ]
 
 
-def methods(groups):
-    return ["direct", "gemm"] if groups == 1 else ["direct"]
+UNGROUPED = ("direct", "gemm") + (("winograd",) if SGEMM else ())  # the methods a plain 3×3 stride-1 conv can force
+
+
+def methods(case):
+    """The methods that run ``case``: direct always, gemm ungrouped, winograd where it supports the shape."""
+    _, c, _, _, f, kh, kw, s, pads, d, g, _ = case
+    found = ["direct", "gemm"] if g == 1 else ["direct"]
+    return found + (["winograd"] if winograd.supports((f, c // g, kh, kw), s, pads, d, g) else [])
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -61,7 +72,7 @@ def test_forward_matches_reference(case):
     x, w = rand(rng, n, c, h, w_), rand(rng, f, c // g, kh, kw)
     b = rand(rng, f) if has_bias else None
     expected = reference_conv(x, w, b, s, pads, d, g)
-    for method in methods(g) + [None]:
+    for method in methods(case) + [None]:
         y = conv2d_forward(x, w, b, s, pads, d, g, method=method)
         assert y.dtype == np.float32 and y.flags.c_contiguous
         np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4, err_msg=str(method))
@@ -76,7 +87,7 @@ def test_backward_adjoint_identities(case):
     y = reference_conv(x, w, None, s, pads, d, g)
     dy = rand(rng, *y.shape)
     inner = float(np.sum(y * dy))
-    for method in methods(g):
+    for method in methods(case):
         dx, dw, db = conv2d_backward(x, w, dy, s, pads, d, g, method=method)
         assert dx.shape == x.shape and dw.shape == w.shape and db.shape == (f,)
         assert dx.dtype == dw.dtype == db.dtype == np.float32
@@ -86,7 +97,7 @@ def test_backward_adjoint_identities(case):
         np.testing.assert_allclose(db, dy.sum((0, 2, 3)), rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[5], CASES[6], CASES[9]])
+@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[5], CASES[6], CASES[9], CASES[14]])
 def test_backward_central_differences(case):
     """Central differences of L = sum(conv(x, w) * dy) at a few entries of x and w (L is linear, so they are exact)."""
     n, c, h, w_, f, kh, kw, s, pads, d, g, _ = case
@@ -117,7 +128,7 @@ def test_sobel_worked_example():
     image = np.zeros((1, 1, 6, 6), np.float32)
     image[..., 3:] = 255.0
     sobel = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], np.float32)[None, None]
-    for method in ("direct", "gemm"):
+    for method in UNGROUPED:
         edges = conv2d_forward(image, sobel, None, 1, (0, 0, 0, 0), 1, 1, method=method) / 255.0
         assert edges.shape == (1, 1, 4, 4)
         np.testing.assert_array_equal(edges[0, 0], np.tile([0.0, -4.0, -4.0, 0.0], (4, 1)))
@@ -144,7 +155,7 @@ def test_results_do_not_alias_between_calls():
     """Workspaces are reused, returned arrays are not: a second call with the same shapes leaves the first intact."""
     rng = np.random.default_rng(5)
     x1, x2, w = rand(rng, 2, 16, 6, 6), rand(rng, 2, 16, 6, 6), rand(rng, 32, 16, 3, 3)
-    for method in ("direct", "gemm"):
+    for method in UNGROUPED:
         y1 = conv2d_forward(x1, w, None, 1, (1, 1, 1, 1), 1, 1, method=method)
         keep = y1.copy()
         dx1, dw1, _ = conv2d_backward(x1, w, y1, 1, (1, 1, 1, 1), 1, 1, method=method)

@@ -1,8 +1,9 @@
 """2-D convolution kernels (NCHW, float32), forward and backward, for the CPU backend.
 
-Three strategies, chosen per call (see :func:`conv2d_forward`): im2col + OpenBLAS sgemm (:mod:`im2col`, ungrouped
-convs), per-plane phase-split loops (:mod:`depthwise`, groups = channels) and direct loops over zero-padded flat planes
-(other grouped convs); all use the wide layout of :mod:`planes`.  The direct loops are axpys over a whole output
+Four strategies, chosen per call (see :func:`strategy`): Winograd F(2×2, 3×3) (:mod:`winograd`, 3×3 stride-1 convs
+of many channels), im2col + OpenBLAS sgemm (:mod:`im2col`, other ungrouped convs), per-plane phase-split loops
+(:mod:`depthwise`, groups = channels) and direct loops over zero-padded flat planes (other grouped convs); all but
+Winograd use the wide layout of :mod:`planes`.  The direct loops are axpys over a whole output
 plane per kernel tap, parallel over the batch; dW sums tap products over the batch first (an axpy, which vectorises
 without fastmath) and over positions last.  Returned arrays are fresh unless ``out=``/``dx_out=`` is given.
 """
@@ -12,8 +13,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from convdesigner.engine.cpu import im2col
-from convdesigner.engine.cpu.activation import relu_forward
+from convdesigner.engine.cpu import im2col, winograd
+from convdesigner.engine.cpu.activation import relu_backward, relu_forward
 from convdesigner.engine.cpu.depthwise import depthwise_backward, depthwise_forward
 from convdesigner.engine.cpu.planes import (
     copy,
@@ -28,7 +29,7 @@ from convdesigner.engine.cpu.planes import (
     workspace,
 )
 
-METHODS = ("direct", "gemm", "depthwise")
+METHODS = ("direct", "gemm", "depthwise", "winograd")
 
 
 def uses_gemm(groups: int) -> bool:
@@ -38,9 +39,12 @@ def uses_gemm(groups: int) -> bool:
     return groups == 1
 
 
-def strategy(groups: int, channels: int) -> str:
-    """The method a call with ``method=None`` runs: 'gemm' (:func:`uses_gemm`), 'depthwise' when every channel is its
-    own group (1.5-7× the direct loops' forward + backward at EfficientNet-small's shapes), else 'direct'."""
+def strategy(channels: int, w_shape, stride: int, pads, dilation: int, groups: int) -> str:
+    """The method a call with ``method=None`` runs: 'winograd' for the 3×3 stride-1 convs it supports with
+    winograd.MIN_CHANNELS input channels or more; else 'gemm' (:func:`uses_gemm`); 'depthwise' when every channel is
+    its own group (1.5-7× the direct loops' forward + backward at EfficientNet-small's shapes); else 'direct'."""
+    if channels >= winograd.MIN_CHANNELS and winograd.supports(w_shape, stride, pads, dilation, groups):
+        return "winograd"
     if uses_gemm(groups):
         return "gemm"
     return "depthwise" if groups == channels else "direct"
@@ -106,8 +110,8 @@ def _direct_dx(wide, w, dx, stride, dilation, top, left, hp, wp, oh_, ow_):
         crop_into(dx, n, dplane, top, left, wp)
 
 
-def _prepare(x, w, groups, method):
-    """Checked contiguous (x, w) and the method to run: 'gemm', 'depthwise' or 'direct'."""
+def _prepare(x, w, stride, pads, dilation, groups, method):
+    """Checked contiguous (x, w) and the method to run (see :data:`METHODS`)."""
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)
     if x.dtype != np.float32 or w.dtype != np.float32:
@@ -115,12 +119,43 @@ def _prepare(x, w, groups, method):
     if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
         raise ValueError(f"input {x.shape} and kernel {w.shape} do not match groups={groups}")
     if method is None:
-        return x, w, strategy(groups, x.shape[1])
+        return x, w, strategy(x.shape[1], w.shape, stride, pads, dilation, groups)
     depthwise = groups == x.shape[1] > 1
-    if method not in METHODS or (method == "gemm" and groups != 1) or (method == "depthwise" and not depthwise):
-        raise ValueError(f"method must be None, 'direct', 'gemm' (groups=1 only) or 'depthwise' (groups = channels "
-                         f"> 1 only), not {method!r} for groups={groups}")
+    if method not in METHODS or (method == "gemm" and groups != 1) or (method == "depthwise" and not depthwise) or \
+            (method == "winograd" and not winograd.supports(w.shape, stride, pads, dilation, groups)):
+        raise ValueError(f"method must be None, 'direct', 'gemm' (groups=1 only), 'depthwise' (groups = channels "
+                         f"> 1 only) or 'winograd' (3×3, stride 1, no dilation, groups=1, padding ≤ 2), not "
+                         f"{method!r} for a {w.shape[2]}×{w.shape[3]} kernel, stride {stride}, groups={groups}")
     return x, w, method
+
+
+def _flipped_pads(w_shape, pads, dilation) -> tuple[int, int, int, int] | None:
+    """The padding under which dx of a stride-1 convolution is the convolution of dy with the flipped, transposed
+    kernel; None where the input's padding reaches past the kernel (some border of dx then sees no tap)."""
+    _, _, kh, kw = w_shape
+    top, bottom, left, right = pads
+    reach_h, reach_w = dilation * (kh - 1), dilation * (kw - 1)
+    flipped = (reach_h - top, reach_h - bottom, reach_w - left, reach_w - right)
+    return flipped if min(flipped) >= 0 else None
+
+
+def _backward_with_flipped_dx(x, w, dy, relu_out, dx, flipped, g, pads, dilation, kind):
+    """(dx, dw, db) with dx, where asked for, the forward convolution of the gated dy with the flipped, transposed
+    kernel (by whichever method suits its F input channels). im2col takes this road where the filters are few next
+    to the channels (DenseNet's 48 -> 12), whose rank-F product scattered back by col2im writes C*kh*kw rows from
+    only F; Winograd always, being a forward convolution through and through."""
+    if relu_out is not None:
+        gated = workspace("gated", dy.shape)
+        relu_backward(relu_out.reshape(-1), dy.reshape(-1), gated.reshape(-1))
+        dy = gated
+    if kind == "winograd":
+        dw, db = winograd.backward(x, w, dy, pads)
+    else:
+        dw, db = im2col.gemm_backward(x, w, dy, dy, False, None, g, 1, pads, dilation)
+    if dx is not None:
+        wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+        conv2d_forward(dy, wt, None, 1, flipped, dilation, 1, out=dx)
+    return dx, dw, db
 
 
 def _checked(buf, shape, name):
@@ -139,14 +174,16 @@ def conv2d_forward(x, w, b, stride, pads, dilation, groups, *, out=None, method=
     y = relu(conv(x, w) + b) with ``relu`` (a Conv2D fused with the ReLU after it).
 
     ``out`` (N,F,OH,OW) float32 C-contiguous, if given, receives the result; otherwise a fresh array is returned.
-    ``method`` forces 'direct', 'gemm' or 'depthwise' (benchmarks, tests); None picks by :func:`strategy`.
+    ``method`` forces one of :data:`METHODS` (benchmarks, tests); None picks by :func:`strategy`.
     """
-    x, w, kind = _prepare(x, w, groups, method)
+    x, w, kind = _prepare(x, w, stride, pads, dilation, groups, method)
     n, f = x.shape[0], w.shape[0]
     g = geometry(x.shape, w.shape, stride, pads, dilation)
     y = np.empty((n, f, g.oh, g.ow), np.float32) if out is None else _checked(out, (n, f, g.oh, g.ow), "out")
     bias = np.zeros(f, np.float32) if b is None else np.ascontiguousarray(b, np.float32)
-    if kind == "gemm":
+    if kind == "winograd":
+        winograd.forward(x, w, bias, y, pads, relu)
+    elif kind == "gemm":
         im2col.gemm_forward(x, w, bias, y, g, stride, pads, dilation, relu)
     elif kind == "depthwise":
         depthwise_forward(x, w, bias, y, g, stride, pads, dilation, relu, _chunks(n))
@@ -167,7 +204,7 @@ def conv2d_backward(x, w, dy, stride, pads, dilation, groups, need_dx=True, *, d
     Pass ``need_dx=False`` for a layer fed by the network input to skip the dx work.  ``dx_out``, if given,
     receives dx; dw and db are always fresh arrays.  ``method`` as for :func:`conv2d_forward`.
     """
-    x, w, kind = _prepare(x, w, groups, method)
+    x, w, kind = _prepare(x, w, stride, pads, dilation, groups, method)
     dy = np.ascontiguousarray(dy, np.float32)
     n, c, f = x.shape[0], x.shape[1], w.shape[0]
     g = geometry(x.shape, w.shape, stride, pads, dilation)
@@ -176,6 +213,9 @@ def conv2d_backward(x, w, dy, stride, pads, dilation, groups, need_dx=True, *, d
     dx = (np.empty(x.shape, np.float32) if dx_out is None else _checked(dx_out, x.shape, "dx_out")) if need_dx else None
     relu = relu_out is not None
     gate_by = _checked(relu_out, dy.shape, "relu_out") if relu else dy
+    flipped = _flipped_pads(w.shape, pads, dilation) if need_dx and stride == 1 else None
+    if kind == "winograd" or (kind == "gemm" and flipped is not None and 2 * f <= c):
+        return _backward_with_flipped_dx(x, w, dy, relu_out, dx, flipped, g, pads, dilation, kind)
     if kind == "gemm":
         dw, db = im2col.gemm_backward(x, w, dy, gate_by, relu, dx, g, stride, pads, dilation)
         return dx, dw, db

@@ -9,14 +9,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from convdesigner.engine.cpu.activation import relu_backward
 from convdesigner.engine.cpu.blas import SMALL_MATRIX_KERNELS
 from convdesigner.engine.cpu.blas_threads import run_shared
 from convdesigner.engine.cpu.planes import (
     Geometry,
     copy_tap,
     crop_into,
-    geometry,
     pad_into,
     scatter_tap,
     widen_rows,
@@ -118,39 +116,13 @@ def gemm_forward(x, w, b, y, g: Geometry, stride, pads, dilation, relu):
     run_shared(work, x.shape[0], cb)
 
 
-def _transposed_pads(w_shape, pads, dilation) -> tuple[int, int, int, int] | None:
-    """The padding under which dx of a stride-1 convolution is the convolution of dy with the flipped, transposed
-    kernel: worth it where the filters are few next to the channels (DenseNet's 48 -> 12), whose rank-F product
-    scattered back by col2im writes C*kh*kw rows from only F; elsewhere (and where the input's padding reaches past
-    the kernel, so some border of dx sees no tap) None."""
-    f, c, kh, kw = w_shape
-    if 2 * f > c:
-        return None
-    top, bottom, left, right = pads
-    reach_h, reach_w = dilation * (kh - 1), dilation * (kw - 1)
-    flipped = (reach_h - top, reach_h - bottom, reach_w - left, reach_w - right)
-    return flipped if min(flipped) >= 0 else None
-
-
 def gemm_backward(x, w, dy, y, relu, dx, g: Geometry, stride, pads, dilation):
-    """(dw, db) of the im2col convolution, through the ReLU whose output is y when ``relu``; fills dx (N,C,H,W) too
-    unless it is None: through col2im, or for few filters at stride 1 as the forward convolution of dy with the
-    flipped kernel (:func:`_transposed_pads`).
+    """(dw, db) of the im2col convolution, through the ReLU whose output is y when ``relu``; fills dx (N,C,H,W) too,
+    through col2im, unless it is None.
 
     Each chunk's dW and db go to a slot of their own, summed in chunk order at the end, so the result does not
     depend on which thread took which chunk (training is bit-reproducible)."""
     f, c, kh, kw = w.shape
-    flipped = _transposed_pads(w.shape, pads, dilation) if dx is not None and stride == 1 else None
-    if flipped is not None:
-        dw, db = gemm_backward(x, w, dy, y, relu, None, g, stride, pads, dilation)
-        gated = dy
-        if relu:
-            gated = workspace("gated", dy.shape)
-            relu_backward(y.reshape(-1), dy.reshape(-1), gated.reshape(-1))
-        wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-        gemm_forward(gated, wt, np.zeros(c, np.float32), dx, geometry(dy.shape, wt.shape, 1, flipped, dilation), 1,
-                     flipped, dilation, False)
-        return dw, db
     ck = c * kh * kw
     w2t = w.reshape(f, ck).T
     cb = _chunk(ck, f, g.q)
