@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from convdesigner.engine.cpu import winograd
+from convdesigner.engine.cpu import pointwise, winograd
 from convdesigner.engine.cpu.blas import SGEMM
 from convdesigner.engine.cpu.conv import conv2d_backward, conv2d_forward, uses_gemm
 from convdesigner.engine.cpu.pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
@@ -52,6 +52,7 @@ CASES = [
     (3, 32, 5, 7, 8, 3, 3, 1, (1, 1, 1, 1), 1, 1, True),      # Winograd by default: odd output, dx by im2col
     (2, 40, 6, 9, 36, 3, 3, 1, (0, 0, 0, 0), 1, 1, False),    # ... no padding: dx padded by 2, by Winograd
     (1, 33, 3, 4, 33, 3, 3, 1, (2, 1, 0, 2), 1, 1, True),     # ... uneven padding, one tile row
+    (7, 12, 1, 1, 20, 1, 1, 1, (0, 0, 0, 0), 1, 1, True),     # 1x1 planes (squeeze-excitation): the chunk at once
 ]
 
 
@@ -59,10 +60,12 @@ UNGROUPED = ("direct", "gemm") + (("winograd",) if SGEMM else ())  # the methods
 
 
 def methods(case):
-    """The methods that run ``case``: direct always, gemm ungrouped, winograd where it supports the shape."""
+    """The methods that run ``case``: direct always, gemm ungrouped, winograd and pointwise where they support it."""
     _, c, _, _, f, kh, kw, s, pads, d, g, _ = case
+    w_shape = (f, c // g, kh, kw)
     found = ["direct", "gemm"] if g == 1 else ["direct"]
-    return found + (["winograd"] if winograd.supports((f, c // g, kh, kw), s, pads, d, g) else [])
+    return found + (["winograd"] if winograd.supports(w_shape, s, pads, d, g) else []) + \
+        (["pointwise"] if pointwise.supports(w_shape, s, pads, g) else [])
 
 
 @pytest.mark.parametrize("case", CASES)
