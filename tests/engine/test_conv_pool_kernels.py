@@ -310,3 +310,21 @@ def test_fused_relu_backward_with_few_filters_matches_the_direct_loops(pads):
     want = conv2d_backward(x, w, dy, 1, pads, 1, 1, method="direct", relu_out=y)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_without_openblas_sgemm_the_np_dot_path_gives_the_same_results(monkeypatch):
+    """Where numpy's BLAS is not the bundled OpenBLAS (blas.SGEMM false) im2col multiplies through np.dot and the
+    sgemm-only strategies (winograd, pointwise) step aside."""
+    from convdesigner.engine.cpu import im2col
+    from convdesigner.engine.cpu.conv import strategy
+    rng = np.random.default_rng(6)
+    x, w = rand(rng, 5, 32, 7, 6), rand(rng, 36, 32, 3, 3)
+    y = conv2d_forward(x, w, None, 1, (1, 1, 1, 1), 1, 1, method="gemm", relu=True)
+    dy = rand(rng, *y.shape)
+    grads = conv2d_backward(x, w, dy, 1, (1, 1, 1, 1), 1, 1, method="gemm", relu_out=y)
+    for module in (im2col, winograd, pointwise):
+        monkeypatch.setattr(module, "SGEMM", False)
+    assert strategy(32, w.shape, 1, (1,) * 4, 1, 1) == "gemm" == strategy(32, (8, 32, 1, 1), 1, (0,) * 4, 1, 1)
+    np.testing.assert_allclose(conv2d_forward(x, w, None, 1, (1, 1, 1, 1), 1, 1, relu=True), y, rtol=1e-5, atol=1e-5)
+    for a, b in zip(conv2d_backward(x, w, dy, 1, (1, 1, 1, 1), 1, 1, relu_out=y), grads, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
