@@ -45,9 +45,9 @@ def _grid(low, high, points=1_000_000):
 
 @pytest.fixture(params=["serial", "parallel"])
 def path(request, monkeypatch):
-    """Runs a test once on each of by_size's two compilations."""
+    """Runs a test once serial and once on the kernels' multi-threaded paths (by_size, elementwise)."""
     if request.param == "parallel":
-        monkeypatch.setattr(parallel, "PARALLEL_FROM", 1)
+        monkeypatch.setattr(parallel, "EVERY_SIZE", True)
     return request.param
 
 

@@ -1,5 +1,5 @@
-"""Kernels compiled twice (engine/cpu/parallel.py) give the same numbers on both paths: the networks below run
-their element-wise, pooling, BatchNorm and merge kernels once serial and once parallel."""
+"""Kernels with a serial and a multi-threaded path (engine/cpu/parallel.py) give the same numbers on both: the
+networks below run their element-wise, pooling, BatchNorm and merge kernels once serial and once multi-threaded."""
 import numpy as np
 import pytest
 
@@ -20,6 +20,6 @@ def _step(key):
 @pytest.mark.parametrize("key", ["seed-cnn", "resnet-small", "efficientnet-small", "densenet-small"])
 def test_parallel_and_serial_kernels_agree(key, monkeypatch):
     serial = _step(key)
-    monkeypatch.setattr(parallel, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(parallel, "EVERY_SIZE", True)
     for a, b in zip(serial, _step(key), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

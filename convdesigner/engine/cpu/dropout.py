@@ -1,8 +1,7 @@
 """Inverted dropout: the mask holds 0 or 1/(1 − rate), so evaluation needs no rescaling."""
 import numpy as np
-from numba import prange
 
-from convdesigner.engine.cpu.parallel import by_size
+from convdesigner.engine.cpu.parallel import elementwise
 
 
 def uniform(rng, out):
@@ -10,11 +9,11 @@ def uniform(rng, out):
     rng.random(out=out, dtype=np.float32)
 
 
-@by_size
+@elementwise(1 << 22)
 def dropout_forward(x, u, rate, y):
     """Turns the uniform numbers ``u`` into the mask in place and writes y = x · mask."""
     scale = 1.0 / (1.0 - rate)
-    for i in prange(x.size):
+    for i in range(x.size):
         m = scale if u[i] >= rate else 0.0
         u[i] = m
         y[i] = x[i] * m
