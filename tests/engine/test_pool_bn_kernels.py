@@ -286,7 +286,7 @@ def test_bn_backward_in_parallel_matches_float64_reference():
 
 def vector_loops(kernel, *args):
     """The element types of the vector loads and stores in each vector loop LLVM made of ``kernel`` (serial)."""
-    compiled = njit(fastmath=False)(kernel.__wrapped__)
+    compiled = njit(fastmath=False)(getattr(kernel, "py_func", None) or kernel.__wrapped__)
     compiled(*args)
     ir = next(iter(compiled.inspect_llvm().values()))
     bodies = re.findall(r"^vector\.body\d*:.*?(?=^\S+:)", ir, re.S | re.M)
@@ -305,7 +305,7 @@ def test_the_hot_loops_vectorise():
     general = vector_loops(pool._max_forward, x, 3, 2, 1, y, arg)  # window columns' reductions, stride 2
     assert sum({"float", "i32"} <= body for body in general) >= 3
     x3, v = np.zeros((4, 3, 40), np.float32), np.ones(3, np.float32)
-    assert any({"double", "float"} <= body for body in vector_loops(bn.bn_stats, x3, v, v.copy()))
+    assert any({"double", "float"} <= body for body in vector_loops(bn._stats, x3, v, v.copy(), 0, 1))
     for relu in (False, True):  # the plain backward and the one gated by a fused ReLU's output
         assert sum({"double", "float"} <= body for body in vector_loops(
-            bn._backward, x3, x3, x3, relu, v, v, v, True, x3.copy(), v.copy(), v.copy())) >= 2
+            bn._backward_groups, x3, x3, x3, relu, v, v, v, True, x3.copy(), v.copy(), v.copy(), 0, 1)) >= 2
