@@ -53,6 +53,8 @@ CASES = [
     (2, 40, 6, 9, 36, 3, 3, 1, (0, 0, 0, 0), 1, 1, False),    # ... no padding: dx padded by 2, by Winograd
     (1, 33, 3, 4, 33, 3, 3, 1, (2, 1, 0, 2), 1, 1, True),     # ... uneven padding, one tile row
     (7, 12, 1, 1, 20, 1, 1, 1, (0, 0, 0, 0), 1, 1, True),     # 1x1 planes (squeeze-excitation): the chunk at once
+    (3, 8, 7, 6, 12, 1, 1, 2, (0, 0, 0, 0), 1, 1, True),      # a strided 1x1 (ResNet's shortcut), odd sizes
+    (2, 5, 8, 10, 4, 3, 3, 3, (1, 0, 2, 1), 1, 1, False),     # stride 3: nine phase planes, uneven padding
 ]
 
 
@@ -65,7 +67,7 @@ def methods(case):
     w_shape = (f, c // g, kh, kw)
     found = ["direct", "gemm"] if g == 1 else ["direct"]
     return found + (["winograd"] if winograd.supports(w_shape, s, pads, d, g) else []) + \
-        (["pointwise"] if pointwise.supports(w_shape, s, pads, g) else [])
+        (["pointwise"] if pointwise.supports(w_shape, pads, g) else [])
 
 
 @pytest.mark.parametrize("case", CASES)

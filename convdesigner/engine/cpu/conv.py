@@ -1,7 +1,7 @@
 """2-D convolution kernels (NCHW, float32), forward and backward, for the CPU backend.
 
 Five strategies, chosen per call (see :func:`strategy`): Winograd F(2×2, 3×3) (:mod:`winograd`, 3×3 stride-1 convs
-of many channels), one sgemm per sample (:mod:`pointwise`, unpadded 1×1 stride-1 convs), im2col + OpenBLAS sgemm
+of many channels), one sgemm per sample (:mod:`pointwise`, unpadded 1×1 convs), im2col + OpenBLAS sgemm
 (:mod:`im2col`, other ungrouped convs), per-plane phase-split loops (:mod:`depthwise`, groups = channels) and direct
 loops over zero-padded flat planes (other grouped convs); the last three use the wide layout of :mod:`planes`.
 The direct loops are axpys over a whole output plane per kernel tap, parallel over the batch; dW sums tap products
@@ -42,12 +42,12 @@ def uses_gemm(groups: int) -> bool:
 
 def strategy(channels: int, w_shape, stride: int, pads, dilation: int, groups: int) -> str:
     """The method a call with ``method=None`` runs: 'winograd' for the 3×3 stride-1 convs it supports with
-    winograd.MIN_CHANNELS input channels or more; 'pointwise' for unpadded 1×1 stride-1 convs; else 'gemm'
+    winograd.MIN_CHANNELS input channels or more; 'pointwise' for unpadded 1×1 convs; else 'gemm'
     (:func:`uses_gemm`); 'depthwise' when every channel is
     its own group (1.5-7× the direct loops' forward + backward at EfficientNet-small's shapes); else 'direct'."""
     if channels >= winograd.MIN_CHANNELS and winograd.supports(w_shape, stride, pads, dilation, groups):
         return "winograd"
-    if pointwise.supports(w_shape, stride, pads, groups):
+    if pointwise.supports(w_shape, pads, groups):
         return "pointwise"
     if uses_gemm(groups):
         return "gemm"
@@ -127,10 +127,10 @@ def _prepare(x, w, stride, pads, dilation, groups, method):
     depthwise = groups == x.shape[1] > 1
     if method not in METHODS or (method == "gemm" and groups != 1) or (method == "depthwise" and not depthwise) or \
             (method == "winograd" and not winograd.supports(w.shape, stride, pads, dilation, groups)) or \
-            (method == "pointwise" and not pointwise.supports(w.shape, stride, pads, groups)):
+            (method == "pointwise" and not pointwise.supports(w.shape, pads, groups)):
         raise ValueError(f"method must be None, 'direct', 'gemm' (groups=1 only), 'depthwise' (groups = channels "
                          f"> 1 only), 'winograd' (3×3, stride 1, no dilation, groups=1, padding ≤ 2) or "
-                         f"'pointwise' (1×1, stride 1, no padding, groups=1), not {method!r} for a "
+                         f"'pointwise' (1×1, no padding, groups=1), not {method!r} for a "
                          f"{w.shape[2]}×{w.shape[3]} kernel, stride {stride}, padding {tuple(pads)}, groups={groups}")
     return x, w, method
 
@@ -190,7 +190,7 @@ def conv2d_forward(x, w, b, stride, pads, dilation, groups, *, out=None, method=
     if kind == "winograd":
         winograd.forward(x, w, bias, y, pads, relu)
     elif kind == "pointwise":
-        pointwise.forward(x, w, bias, y, relu)
+        pointwise.forward(x, w, bias, y, relu, stride)
     elif kind == "gemm":
         im2col.gemm_forward(x, w, bias, y, g, stride, pads, dilation, relu)
     elif kind == "depthwise":
@@ -228,7 +228,7 @@ def conv2d_backward(x, w, dy, stride, pads, dilation, groups, need_dx=True, *, d
         dw, db = im2col.gemm_backward(x, w, dy, gate_by, relu, dx, g, stride, pads, dilation)
         return dx, dw, db
     if kind == "pointwise":
-        dw, db = pointwise.backward(x, w, dy, gate_by, relu, dx)
+        dw, db = pointwise.backward(x, w, dy, gate_by, relu, dx, stride)
         return dx, dw, db
     if kind == "depthwise":
         dw, db = depthwise_backward(x, w, dy, gate_by, relu, dx, g, stride, pads, dilation)

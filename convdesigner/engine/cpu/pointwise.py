@@ -1,8 +1,9 @@
-"""1×1 convolutions (stride 1, no padding, groups=1) as one sgemm per sample, forward and backward.
+"""1×1 convolutions (no padding, groups=1) as one sgemm per sample, forward and backward.
 
 A sample's NCHW planes already are the (C, H*W) matrix that im2col would copy out, and its output planes the
 (F, H*W) product, so OpenBLAS reads and writes them in place: y[n] = W x[n], dW = Σ dy[n] x[n]ᵀ, dx[n] = Wᵀ dy[n].
 Only the bias and ReLU (forward) and the ReLU's gate (backward) take a pass of their own, on a sample still in cache.
+A strided 1×1 (ResNet's shortcuts) first takes every stride-th row and column, and scatters dx back the same way.
 Chunks of the batch go to the threads of :func:`blas_threads.run_shared`, one numba call each (blas.sgemm runs
 without the GIL).
 """
@@ -17,9 +18,19 @@ from convdesigner.engine.cpu.blas_threads import run_shared
 from convdesigner.engine.cpu.planes import workspace
 
 
-def supports(w_shape, stride, pads, groups) -> bool:
+def supports(w_shape, pads, groups) -> bool:
     """True for the convolutions this module runs, where numpy's OpenBLAS lends its sgemm (blas.SGEMM)."""
-    return SGEMM and tuple(w_shape[2:]) == (1, 1) and stride == 1 and not any(pads) and groups == 1
+    return SGEMM and tuple(w_shape[2:]) == (1, 1) and not any(pads) and groups == 1
+
+
+def _sampled(x, stride):
+    """x itself at stride 1, else the contiguous copy of every stride-th row and column (a workspace)."""
+    if stride == 1:
+        return x
+    view = x[:, :, ::stride, ::stride]
+    out = workspace("pointwise_x", view.shape)
+    out[...] = view
+    return out
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -103,8 +114,9 @@ def _chunk(n: int) -> int:
     return max(1, n // (4 * numba.get_num_threads()))
 
 
-def forward(x, w, b, y, relu):
-    """y (N,F,H,W) = conv(x, w) + b (through a ReLU when ``relu``) for a 1×1 kernel (:func:`supports`)."""
+def forward(x, w, b, y, relu, stride):
+    """y (N,F,OH,OW) = conv(x, w) + b (through a ReLU when ``relu``) for a 1×1 kernel (:func:`supports`)."""
+    x = _sampled(x, stride)
     w2 = w.reshape(w.shape[0], w.shape[1])
 
     def work(worker, chunks):
@@ -114,9 +126,12 @@ def forward(x, w, b, y, relu):
     run_shared(work, x.shape[0], _chunk(x.shape[0]))
 
 
-def backward(x, w, dy, y, relu, dx):
+def backward(x, w, dy, y, relu, dx, stride):
     """(dw, db) of :func:`forward`, through the ReLU whose output is y when ``relu``; fills dx unless it is None.
     Each chunk sums into a slot of its own, added in chunk order: the result does not depend on thread timing."""
+    full, x = dx, _sampled(x, stride)
+    if dx is not None and stride > 1:
+        dx = workspace("pointwise_dx", x.shape)
     f, c = w.shape[0], w.shape[1]
     n, hw = x.shape[0], x.shape[2] * x.shape[3]
     cb = _chunk(n)
@@ -132,4 +147,7 @@ def backward(x, w, dy, y, relu, dx):
             _backward_chunk(x, w2, dy, y, relu, dx_, need_dx, n0, n1, gated, dws[n0 // cb], dbs[n0 // cb])
 
     run_shared(work, n, cb)
+    if full is not None and stride > 1:
+        full[...] = 0.0
+        full[:, :, ::stride, ::stride] = dx
     return dws.sum(0).reshape(w.shape), dbs.sum(0)
