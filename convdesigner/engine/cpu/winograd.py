@@ -190,8 +190,9 @@ def _chunk(c: int, tiles: int, n: int) -> int:
 
 
 def _buffers(worker: int, rows: tuple[int, ...], cb: int, tiles: int):
-    """``view(i, m)``: the worker's i-th buffer as a C-contiguous (16, rows[i], m) array (see im2col._products)."""
-    bufs = [workspace(f"winograd{i}.{worker}", (16 * r * cb * tiles,)) for i, r in enumerate(rows)]
+    """``view(i, m)``: the worker's i-th buffer as a C-contiguous (16, rows[i], m) array (see im2col._products; the
+    same workspaces, so the two methods' scratch is held once, not twice)."""
+    bufs = [workspace(f"gemm{i}.{worker}", (16 * r * cb * tiles,)) for i, r in enumerate(rows)]
     return lambda i, m: bufs[i][:16 * rows[i] * m].reshape(16, rows[i], m)
 
 
@@ -248,7 +249,7 @@ def backward(x, w, dy, pads):
         for n0, n1 in chunks:
             m = (n1 - n0) * tiles
             phases = _phases(worker, c, th_, tw_, n1 - n0)
-            dphases = workspace(f"dphases{worker}", (f, 4, (th_ + 1) * (tw_ + 1) * (n1 - n0)))
+            dphases = workspace(f"dplane{worker}", (f, 4, (th_ + 1) * (tw_ + 1) * (n1 - n0)))
             _dw_chunk(x, dy, n0, n1, phases, dphases, view(0, m), view(1, m), slots[n0 // cb], pads[0], pads[2],
                       th_, tw_)
 
