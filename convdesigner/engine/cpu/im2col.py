@@ -22,19 +22,11 @@ _CHUNK_FLOATS = 1 << 17  # 512 KiB of columns per chunk (training steps: 5-10% f
 
 
 @njit(cache=True, nogil=True, fastmath=False, inline="always")
-def _read(phase, k, dilation, s):
-    """True where a tap of a k-wide kernel reads the row (or column) phase ``phase`` (a 1×1 at stride 2: one of 4)."""
-    for t in range(k):
-        if (t * dilation) % s == phase:
-            return True
-    return False
-
-
-@njit(cache=True, nogil=True, fastmath=False)
 def _exchange(img, n, phases, s, top, left, ws, kh, kw, dilation, split):
     """With ``split``: phases[c, a·s + b, r·Ws + k] = sample n of img padded by (top, left), at row s·r + a, column
     s·k + b, for the phases the kernel reads (the borders, never written, stay zero). Without: its adjoint, img[n] =
-    the phase planes' interior (the rows that no tap reads zero). At stride 1 the one phase is the padded plane."""
+    the phase planes' interior (the rows that no tap reads zero). At stride 1 the one phase is the padded plane.
+    Undilated, a k-wide kernel reads the phases below k (a 1×1 at stride 2: one of four); dilated, all are kept."""
     w_ = img.shape[3]
     for c in range(img.shape[1]):
         for h in range(img.shape[2]):
@@ -44,12 +36,12 @@ def _exchange(img, n, phases, s, top, left, ws, kh, kw, dilation, split):
                 run = phases[c, 0, r * ws + left:r * ws + left + w_]
                 copy(run, row) if split else copy(row, run)
                 continue
-            if not _read(a, kh, dilation, s):
+            if dilation == 1 and a >= kh:
                 if not split:
                     row[:] = 0.0
                 continue
             for b in range(s):
-                if split and not _read(b, kw, dilation, s):
+                if split and dilation == 1 and b >= kw:
                     continue
                 first = (b - left) % s  # the first column of parity b
                 run = phases[c, a * s + b, r * ws + (first + left) // s:]
@@ -67,7 +59,7 @@ def _tap(phases, c, i, j, s, dilation, ws):
     return phases[c, (ii % s) * s + jj % s, (ii // s) * ws + jj // s:]
 
 
-@njit(cache=True, nogil=True, fastmath=False)
+@njit(cache=True, nogil=True, fastmath=False, inline="always")
 def _im2col(x, n0, n1, phases, cols, kh, kw, stride, dilation, top, left, ws, q_):
     """cols[(c, i, j), (n - n0)*Q + q] = what tap (i, j) meets in channel c of sample n at wide position q: one
     contiguous run of a phase plane each, whatever the stride."""
@@ -80,7 +72,7 @@ def _im2col(x, n0, n1, phases, cols, kh, kw, stride, dilation, top, left, ws, q_
                     copy(cols[(c * kh + i) * kw + j, base:base + q_], _tap(phases, c, i, j, stride, dilation, ws)[:q_])
 
 
-@njit(cache=True, nogil=True, fastmath=False)
+@njit(cache=True, nogil=True, fastmath=False, inline="always")
 def _col2im(cols, dx, n0, n1, dphases, kh, kw, stride, dilation, top, left, ws, q_):
     """dx[n0:n1] = the adjoint of :func:`_im2col`, summed in phase planes and merged."""
     one = np.float32(1.0)
@@ -95,7 +87,7 @@ def _col2im(cols, dx, n0, n1, dphases, kh, kw, stride, dilation, top, left, ws, 
         _exchange(dx, n, dphases, stride, top, left, ws, kh, kw, dilation, False)
 
 
-@njit(cache=True, nogil=True, fastmath=False)
+@njit(cache=True, nogil=True, fastmath=False, inline="always")
 def _narrow(wide, b, y, n0, n1, wq, q_, relu):
     """y[n0:n1] = wide (F, chunk*Q) without the dropped columns, plus bias, through a ReLU when ``relu``."""
     oh_, ow_ = y.shape[2], y.shape[3]
@@ -110,7 +102,7 @@ def _narrow(wide, b, y, n0, n1, wq, q_, relu):
                     dst[ow] = 0.0 if relu and v < 0.0 else v
 
 
-@njit(cache=True, nogil=True, fastmath=False)
+@njit(cache=True, nogil=True, fastmath=False, inline="always")
 def _widen(dy, y, relu, n0, n1, wide, wq, q_, db):
     """wide (F, chunk*Q) = dy[n0:n1] (gated by the ReLU output y when ``relu``) with zeros in the dropped columns;
     db[f] += its sums."""
