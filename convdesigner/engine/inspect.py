@@ -30,14 +30,15 @@ def _inspecting(net: Network, keep: bool = False) -> Iterator[None]:
     before = [set(layer._buffers) for layer in net.layers]
     accumulators = set(net._accumulators)
     pooled = net._pool.buffers() if net._pool is not None else set()
-    fusions, folds, kept = net._fusions, net._folds, net.keep_activations
-    net._fusions, net._folds, net.keep_activations = {}, {}, keep
+    fusions, folds, kept, split = net._fusions, net._folds, net.keep_activations, net.split_batches
+    net._fusions, net._folds, net.keep_activations, net.split_batches = {}, {}, keep, False  # reads net._outputs
     for conv in fusions.values():
         net.layers[conv].fused_relu = False
     try:
         yield
     finally:
         net._fusions, net._folds, net.keep_activations, net.activations = fusions, folds, kept, {}
+        net.split_batches = split
         for layer, keys in zip(net.layers, before, strict=True):
             for key in set(layer._buffers) - keys:
                 del layer._buffers[key]

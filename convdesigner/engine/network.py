@@ -3,7 +3,8 @@
 Gradients flow backwards along the plan; a block feeding several consumers gets the sum of their gradients, and no
 gradient is computed where nothing upstream learns (the input image, unless asked for).  A ReLU whose only input is
 a Conv2D or BatchNorm feeding nothing else is fused into it (fewer passes over the output, and one output kept instead
-of two), except while ``keep_activations`` asks for every block's own output.
+of two), except while ``keep_activations`` asks for every block's own output. On the CPU, batches of networks without
+BatchNorm run as parts on every core at once (:mod:`engine.replicas`), with the whole batch's results.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .backend import Backend, cpu_backend, cuda_backend
 from .cuda.status import device_status
 from .grad_pool import GradientPool
 from .layers import LAYER_CLASSES, Layer, Parameter
+from .replicas import Replicas, splittable
 
 
 class CompileError(ValueError):
@@ -107,6 +109,9 @@ class Network:
             layer.gradients = self._pool
         self.keep_activations = False
         self.activations: dict[str, np.ndarray] = {}
+        self.split_batches = splittable(self) and hasattr(backend.k, "run_parts")  # see engine.replicas
+        self._replicas: Replicas | None = None
+        self._parts: list[tuple[int, int]] | None = None  # how the last forward's batch was split, if it was
         rng = np.random.default_rng(seed)
         for layer in self.layers:
             layer.init(rng)
@@ -138,8 +143,23 @@ class Network:
                 and consumers[sources[0]] == 1}
 
     # ------------------------------------------------------------------------------------------- running
+    def _split(self, n: int) -> list[tuple[int, int]] | None:
+        """The parts a batch of ``n`` runs as, one per core (None: whole), making the copies that run them."""
+        if not self.split_batches or self.keep_activations:
+            return None
+        count = self.backend.k.parts()
+        if self._replicas is None or len(self._replicas.networks) < count:
+            self._replicas = Replicas(self, count) if count > 1 else None
+        return self._replicas.parts(n) if self._replicas is not None else None
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """The values fed into the head (logits for SoftmaxCrossEntropy), shape (N, *output_shape)."""
+        self._parts = parts = self._split(len(x))
+        if parts is None:
+            return self._forward(x, training)
+        return np.concatenate(self._replicas.run(lambda net, lo, hi: net._forward(x[lo:hi], training), parts))
+
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         outs = self._outputs
         self._fused = not self.keep_activations
         self._folded = self._fused and not training and bool(self._folds)
@@ -160,6 +180,14 @@ class Network:
 
     def loss(self, targets: np.ndarray) -> float:
         """Mean loss of the last forward against ``targets``; keeps dL/dy for :meth:`backward`."""
+        parts = self._parts
+        if parts is None:
+            return self._loss(targets)
+        values = [net._loss(targets[lo:hi]) for net, (lo, hi) in zip(self._replicas.networks, parts)]
+        self._replicas.scale_loss_gradients(parts)
+        return sum(v * (hi - lo) for v, (lo, hi) in zip(values, parts, strict=True)) / parts[-1][1]
+
+    def _loss(self, targets: np.ndarray) -> float:
         y = self._outputs[self._head]
         if y is None:
             raise RuntimeError("call forward() before loss()")
@@ -170,6 +198,19 @@ class Network:
     def backward(self, grad: np.ndarray | None = None, input_grad: bool = True) -> np.ndarray | None:
         """Fills every Parameter.grad for the last forward and returns dL/dx (None with ``input_grad=False``,
         which skips the first layer's input gradient — what training wants)."""
+        parts = self._parts
+        if parts is None:
+            return self._backward(grad, input_grad)
+        if grad is not None:
+            grad, whole = np.asarray(grad, np.float32), (parts[-1][1], *self.output_shape)
+            if grad.shape != whole:
+                raise ValueError(f"the gradient must match the last output, {fmt(whole)}, not {fmt(grad.shape)}")
+        dxs = self._replicas.run(lambda net, lo, hi: net._backward(None if grad is None else grad[lo:hi], input_grad),
+                                 parts)
+        self._replicas.sum_gradients(len(parts))
+        return np.concatenate(dxs) if input_grad else None
+
+    def _backward(self, grad: np.ndarray | None, input_grad: bool) -> np.ndarray | None:
         y = self._outputs[self._head]
         if self._folded:
             raise RuntimeError("backward() needs the BatchNorm outputs that an evaluation forward() folds away: "
@@ -228,8 +269,7 @@ class Network:
         """Evaluation-mode outputs after the head: class probabilities, sigmoid outputs or regression values."""
         parts = []
         for i in range(0, len(x), batch_size):
-            self.forward(x[i:i + batch_size], training=False)
-            parts.append(self.head.proba(self._outputs[self._head]))
+            parts.append(self.head.proba(self.forward(x[i:i + batch_size], training=False)))
         return np.concatenate(parts) if parts else np.empty((0,) + self.output_shape, np.float32)
 
     # ------------------------------------------------------------------------------------------- weights
@@ -278,6 +318,8 @@ class Network:
         for layer in self.layers:
             if layer.uses_rng:
                 layer.rng = rng
+        if self._replicas is not None:
+            self._replicas.reseed(seed, epoch, batch)
 
     def __repr__(self) -> str:
         return f"Network({len(self.layers)} blocks, {sum(p.value.size for p in self._parameters)} weights, " \

@@ -4,9 +4,13 @@ OpenBLAS's own threads, like spinning OpenMP workers, synchronise for every bloc
 elsewhere (measured on the shared 2-core box: one sgemm of the seed CNN's second conv took 0.6 ms split this way and
 12-20 ms on two OpenBLAS threads); threads drawing chunks of the batch never wait for each other until the end.
 Where numpy's BLAS offers no thread control (not the bundled OpenBLAS) the batch runs as one part on BLAS's threads.
+
+:func:`run_parts` runs whole jobs side by side instead (engine.replicas: each core runs a copy of a small network on
+its part of the batch); on those threads every kernel runs single-threaded (:func:`serial`).
 """
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -15,6 +19,59 @@ from .blas import OPENBLAS_THREADS
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+_local = threading.local()
+
+
+def serial() -> bool:
+    """True on a thread running a job of :func:`run_parts`: its kernels run on that thread alone (numba's parallel
+    loops, whose workqueue layer allows one thread at a time, and run_shared's splits included)."""
+    return getattr(_local, "serial", False)
+
+
+def parts() -> int:
+    """How many jobs :func:`run_parts` runs side by side: one per numba thread where numpy's BLAS can be held to
+    one thread, else 1."""
+    return 1 if OPENBLAS_THREADS is None else numba.get_num_threads()
+
+
+def _threads(count: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    if _pool_size < count:
+        _pool_size = count
+        _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="convdesigner-cpu")
+    return _pool
+
+
+def _alone(job):
+    _local.serial = True
+    try:
+        return job()
+    finally:
+        _local.serial = False
+
+
+def run_parts(jobs: list) -> list:
+    """Each ``job()`` on its own thread (the first on the calling one), all at once, every kernel inside them
+    single-threaded (:func:`serial`) and BLAS on one thread; their results in order. Every job has ended when this
+    returns or raises (the first failure is raised)."""
+    if len(jobs) == 1 or OPENBLAS_THREADS is None:
+        return [job() for job in jobs]
+    pool = _threads(len(jobs) - 1)
+    get, set_ = OPENBLAS_THREADS
+    before = get()
+    set_(1)
+    try:
+        futures = [pool.submit(_alone, job) for job in jobs[1:]]
+        try:
+            first = _alone(jobs[0])
+        finally:
+            rest = [f.exception() for f in futures]  # waits for every job, failed or not
+        for f, error in zip(futures, rest, strict=True):
+            if error is not None:
+                raise error
+        return [first] + [f.result() for f in futures]
+    finally:
+        set_(before)
 
 
 def run_shared(job, n: int, chunk: int) -> list:
@@ -23,19 +80,16 @@ def run_shared(job, n: int, chunk: int) -> list:
 
     BLAS runs single-threaded meanwhile.  Not reentrant: one engine thread at a time (the design's rule).
     """
-    global _pool, _pool_size
     chunks = iter([(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)])  # list iterators are atomic under the GIL
-    workers = 1 if OPENBLAS_THREADS is None else max(1, min(numba.get_num_threads(), -(-n // chunk)))
+    workers = 1 if OPENBLAS_THREADS is None or serial() else max(1, min(numba.get_num_threads(), -(-n // chunk)))
     if workers == 1:
         return [job(0, chunks)]
-    if _pool_size < workers - 1:
-        _pool_size = workers - 1
-        _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="convdesigner-cpu")
+    pool = _threads(workers - 1)
     get, set_ = OPENBLAS_THREADS
     before = get()
     set_(1)
     try:
-        futures = [_pool.submit(job, worker, chunks) for worker in range(1, workers)]
+        futures = [pool.submit(job, worker, chunks) for worker in range(1, workers)]
         return [job(0, chunks)] + [f.result() for f in futures]
     finally:
         set_(before)

@@ -12,7 +12,7 @@ import numba
 import numpy as np
 from numba import njit
 
-from .blas_threads import run_shared
+from .blas_threads import run_shared, serial
 
 PARALLEL_FROM = 1 << 21  # elements in the largest array argument from which the parallel version runs
 EVERY_SIZE = False  # tests set it: every kernel takes its multi-threaded path, whatever the size
@@ -20,16 +20,16 @@ EVERY_SIZE = False  # tests set it: every kernel takes its multi-threaded path, 
 
 def by_size(fn):
     """``fn`` (a loop over ``prange``) as a numba kernel that runs in parallel only when its largest array argument
-    has at least PARALLEL_FROM elements."""
+    has at least PARALLEL_FROM elements, and never on a thread of blas_threads.run_parts."""
     parallel = njit(parallel=True, cache=True, nogil=True, fastmath=False)(fn)
     twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
     twin.__qualname__ = f"{fn.__qualname__}_serial"  # its own numba cache file
-    serial = njit(cache=True, nogil=True, fastmath=False)(twin)
+    alone = njit(cache=True, nogil=True, fastmath=False)(twin)
 
     @functools.wraps(fn)
     def run(*args):
-        big = EVERY_SIZE or max(a.size for a in args if isinstance(a, np.ndarray)) >= PARALLEL_FROM
-        return (parallel if big else serial)(*args)
+        big = not serial() and (EVERY_SIZE or max(a.size for a in args if isinstance(a, np.ndarray)) >= PARALLEL_FROM)
+        return (parallel if big else alone)(*args)
 
     return run
 
@@ -38,17 +38,17 @@ def elementwise(split_from: int):
     """A loop over the elements of equally long flat arrays (and scalars) as a serial numba kernel that, from
     ``split_from`` elements, runs on the threads of run_shared, each call on contiguous slices of every array."""
     def wrap(fn):
-        serial = njit(cache=True, nogil=True, fastmath=False)(fn)
+        alone = njit(cache=True, nogil=True, fastmath=False)(fn)
 
         @functools.wraps(fn)
         def run(*args):
             n = max(a.size for a in args if isinstance(a, np.ndarray))
-            if n < split_from and not EVERY_SIZE:
-                return serial(*args)
+            if (n < split_from and not EVERY_SIZE) or serial():
+                return alone(*args)
 
             def job(worker, chunks):
                 for lo, hi in chunks:
-                    serial(*(a[lo:hi] if isinstance(a, np.ndarray) else a for a in args))
+                    alone(*(a[lo:hi] if isinstance(a, np.ndarray) else a for a in args))
 
             run_shared(job, n, -(-n // (4 * numba.get_num_threads())))
             return None
@@ -61,7 +61,7 @@ def split_range(kernel, count: int, size: int, split_from: int, *args) -> None:
     """``kernel(*args, lo, hi)`` over [0, count): one call where the work's ``size`` (elements) is below
     ``split_from``, else ranges shared between the threads of run_shared (BatchNorm over channel groups: numba's
     parallel loops ran no faster than serial below 20M floats, these 1.5× faster from 1M)."""
-    if size < split_from and not EVERY_SIZE:
+    if (size < split_from and not EVERY_SIZE) or serial():
         kernel(*args, 0, count)
         return
 

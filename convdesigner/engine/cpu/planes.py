@@ -5,17 +5,18 @@ reads ``plane[q + (i*Wp + j)*dilation]`` for kernel tap (i, j), so each tap is O
 ``Q = (OH-1)*Wp + OW`` values (the ``Wp-OW`` columns between rows are computed and dropped); at other strides
 ``Wq = OW`` and a tap is ``OH`` strided runs.  Gradients in this layout keep zeros in the dropped columns.
 
-Workspaces are module-level arrays, one per tag, reused between calls: only one thread at a time may run the engine
-(the design's rule: one engine worker thread); arrays returned to callers never alias them.
+Workspaces are arrays kept per thread, one per tag, reused between calls (the engine's worker thread, and the threads
+that run its parts of a batch side by side, see blas_threads.run_parts); arrays returned to callers never alias them.
 """
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
-_workspaces: dict[str, np.ndarray] = {}
+_local = threading.local()
 
 
 def workspace(tag: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -23,9 +24,10 @@ def workspace(tag: str, shape: tuple[int, ...]) -> np.ndarray:
     to the largest shape asked for (one engine thread, see above). One buffer per tag rather than per shape: every
     conv layer of VGG-small keeping its own im2col columns held more than PyTorch's whole training step."""
     size = int(np.prod(shape))
-    buf = _workspaces.get(tag)
+    spaces = _local.__dict__.setdefault("spaces", {})
+    buf = spaces.get(tag)
     if buf is None or buf.size < size:
-        buf = _workspaces[tag] = np.empty(size, np.float32)
+        buf = spaces[tag] = np.empty(size, np.float32)
     return buf[:size].reshape(shape)
 
 

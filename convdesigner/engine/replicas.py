@@ -1,0 +1,78 @@
+"""Data parallelism on the CPU: a batch split between copies of the network, one per core, each running every
+block on its part single-threaded, side by side (blas_threads.run_parts).
+
+Small images leave little for two cores to share inside one kernel: the threads meet at every block, and half of a
+LeNet-5 batch of 64 took 1.6× less than half the time of the whole batch on two threads (VGG-small 1.5×, the seed
+CNN 1.25×). Copies share the weight arrays; each has its own activations and gradients, summed into the network's
+after backward. Loss values and gradients are those of the whole batch: each part's loss gradient is scaled by its
+share of the batch. Only networks whose blocks treat samples independently are split (no BatchNorm, whose statistics
+span the batch), and only where each part has at least MIN_PART samples.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+MIN_PART = 64  # samples per part below which a batch runs whole (the parts contend for the GIL: LeNet-5 at 64 ran 0.92×)
+
+
+def splittable(network) -> bool:
+    """Whether ``network``'s blocks compute each sample alone (so parts of a batch give the batch's results) on
+    kernels that run on any thread: no BatchNorm, and grouped convolutions only depthwise (the direct grouped loops
+    use numba's parallel layer, which allows one thread at a time)."""
+    for layer in network.layers:
+        if layer.kind == "BatchNorm":
+            return False
+        if layer.kind == "Conv2D" and layer.params["groups"] not in (1, layer.input_shapes[0][0]):
+            return False
+    return True
+
+
+class Replicas:
+    """The copies of ``network`` that run parts of its batches (``network`` itself runs the first part)."""
+
+    def __init__(self, network, count: int) -> None:
+        self.network = network
+        self.copies = [type(network)(network.graph, network.backend, 0) for _ in range(count - 1)]
+        for copy in self.copies:
+            copy.split_batches = False
+            for mine, theirs in zip(copy.parameters(), network.parameters(), strict=True):
+                mine.value = theirs.value  # one set of weights: the optimizer's updates reach every copy
+
+    @property
+    def networks(self) -> list:
+        return [self.network, *self.copies]
+
+    def parts(self, n: int) -> list[tuple[int, int]] | None:
+        """(start, stop) of each network's part of a batch of ``n``, or None where the batch runs whole."""
+        count = min(len(self.networks), n // MIN_PART)
+        if count < 2:
+            return None
+        bounds = [n * i // count for i in range(count + 1)]
+        return list(zip(bounds[:-1], bounds[1:]))
+
+    def run(self, work, parts: list[tuple[int, int]]) -> list:
+        """``work(network, start, stop)`` for each part, side by side; the results in order."""
+        jobs = [lambda net=net, lo=lo, hi=hi: work(net, lo, hi)
+                for net, (lo, hi) in zip(self.networks, parts)]
+        return self.network.backend.k.run_parts(jobs)
+
+    def scale_loss_gradients(self, parts: list[tuple[int, int]]) -> None:
+        """Each part's mean-loss gradient times its share of the batch: the parts' gradients then add up to the
+        whole batch's."""
+        n = parts[-1][1]
+        for net, (lo, hi) in zip(self.networks, parts):
+            np.multiply(net._loss_grad, np.float32((hi - lo) / n), out=net._loss_grad)
+
+    def sum_gradients(self, used: int) -> None:
+        """The network's weight gradients += those of the first ``used - 1`` copies."""
+        for i, p in enumerate(self.network.parameters()):
+            for copy in self.copies[:used - 1]:
+                np.add(p.grad, copy._parameters[i].grad, out=p.grad)
+
+    def reseed(self, seed: int, epoch: int, batch: int) -> None:
+        """Dropout masks of copy k from np.random.default_rng([seed, epoch, batch, k])."""
+        for k, copy in enumerate(self.copies, start=1):
+            rng = np.random.default_rng([seed, epoch, batch, k])
+            for layer in copy.layers:
+                if layer.uses_rng:
+                    layer.rng = rng

@@ -1,0 +1,112 @@
+"""Batches split between copies of a network on every core (engine/replicas.py) give the whole batch's numbers."""
+import numpy as np
+import pytest
+
+from convdesigner.engine import compile, inspect
+from convdesigner.engine.cpu import blas_threads
+from convdesigner.engine.optimizers import make_optimizer
+from convdesigner.engine.replicas import MIN_PART
+from convdesigner.graph.templates import build
+
+BATCH = 2 * MIN_PART + 5  # two uneven parts
+
+
+@pytest.fixture
+def two_cores(monkeypatch):
+    """Two parts whatever this machine's core count (on one core run_parts runs them one after the other)."""
+    net = compile(build("lenet5"))
+    monkeypatch.setattr(net.backend.k, "parts", lambda: 2)
+
+
+def _batch(net, n=BATCH, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n,) + net.input_shape).astype(np.float32), rng.integers(0, 10, n)
+
+
+def _step(net, x, labels):
+    y = net.forward(x, training=True)
+    loss = net.loss(labels)
+    dx = net.backward(input_grad=True)
+    return y, loss, dx, [p.grad.copy() for p in net.parameters()]
+
+
+def test_split_batch_gives_the_whole_batch_logits_loss_and_gradients(two_cores):
+    split, whole = compile(build("lenet5"), seed=0), compile(build("lenet5"), seed=0)
+    whole.split_batches = False
+    x, labels = _batch(split)
+    got, want = _step(split, x, labels), _step(whole, x, labels)
+    assert split._parts == [(0, BATCH // 2), (BATCH // 2, BATCH)] and whole._parts is None
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
+    assert got[1] == pytest.approx(want[1], rel=1e-6)
+    np.testing.assert_allclose(got[2], want[2], rtol=1e-4, atol=1e-8)
+    for a, b in zip(got[3], want[3], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(split.predict_proba(x), whole.predict_proba(x), rtol=1e-5, atol=1e-6)
+
+
+def test_an_explicit_output_gradient_is_split_and_checked(two_cores):
+    split, whole = compile(build("lenet5"), seed=0), compile(build("lenet5"), seed=0)
+    whole.split_batches = False
+    x, _ = _batch(split)
+    grad = np.random.default_rng(2).normal(size=(BATCH, 10)).astype(np.float32)
+    split.forward(x)
+    whole.forward(x)
+    np.testing.assert_allclose(split.backward(grad), whole.backward(grad), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match=f"the gradient must match the last output, {BATCH}×10, not {BATCH - 1}×10"):
+        split.backward(grad[1:])
+
+
+def test_small_batches_and_batchnorm_networks_run_whole(two_cores):
+    net = compile(build("lenet5"))
+    net.forward(_batch(net, 2 * MIN_PART - 1)[0])
+    assert net._parts is None
+    resnet = compile(build("resnet-small"))
+    assert not resnet.split_batches  # BatchNorm's statistics span the batch
+
+
+def test_training_with_dropout_on_parts_repeats_from_the_seed(two_cores):
+    def train():
+        net = compile(build("seed-cnn"), seed=3)
+        opt = make_optimizer("sgd", net.parameters(), 0.01)
+        x, labels = _batch(net)
+        for b in range(2):
+            net.reseed(3, 0, b)
+            net.forward(x, training=True)
+            net.loss(labels)
+            net.backward(input_grad=False)
+            opt.step()
+        assert net._parts is not None
+        return [p.value.copy() for p in net.parameters()]
+
+    for a, b in zip(train(), train(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_inspection_reads_the_whole_batch(two_cores):
+    net = compile(build("lenet5"), seed=0)
+    x, _ = _batch(net)
+    maps = inspect.activations(net, x)
+    assert maps["conv1"].shape == (BATCH, 6, 28, 28)
+    net.split_batches = False
+    np.testing.assert_allclose(maps["conv1"], inspect.activations(net, x)["conv1"], rtol=1e-6, atol=1e-6)
+
+
+def test_run_parts_runs_kernels_single_threaded_and_waits_for_every_job():
+    seen, finished = [], []
+
+    def ok():
+        seen.append(blas_threads.serial())
+        finished.append(True)
+        return 7
+
+    def fails():
+        raise RuntimeError("part failed")
+
+    assert blas_threads.run_parts([ok, ok]) == [7, 7]
+    if blas_threads.parts() > 1 and blas_threads.OPENBLAS_THREADS is not None:
+        assert seen == [True, True]
+    assert not blas_threads.serial()
+    finished.clear()
+    with pytest.raises(RuntimeError, match="part failed"):
+        blas_threads.run_parts([fails, ok])
+    assert finished == [True]
