@@ -159,15 +159,6 @@ def _sums3(g0, g1, p, base, n):
     return a0, a1, a2, b0, b1, b2
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _total(g):
-    """The sum of g in vector lanes (a float64 sum or astype(float64).sum() took longer than dW itself)."""
-    acc = np.float32(0.0)
-    for q in range(g.size):
-        acc += g[q]
-    return acc
-
-
 @njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
 def _sums5(g0, p, base, n):
     """The sums over q < n of g0[q]·p[base + q + j], j = 0 ... 4."""
@@ -200,7 +191,7 @@ def _backward_chunk(x, dy, gate_by, relu, n0, n1, top, left, hp, wp, wflip, dw, 
             for q in range(g.size):
                 g[q] = g[q] if r[q] > 0.0 else np.float32(0.0)
     for f in range(f_):
-        db[f] += _total(gplane[f])
+        db[f] += gplane[f].astype(np.float64).sum()
     d = (k - 1) * wp + k - 1
     for c in range(c_):
         for i in range(k):
