@@ -10,7 +10,7 @@ import time
 import numba
 import numpy as np
 
-from convdesigner.engine.cpu import conv, pointwise, pool, rows, winograd
+from convdesigner.engine.cpu import conv, pool
 
 # name: (C, H, W, filters, k, stride, pad, groups, need_dx) -- need_dx False for a layer fed by the network input
 CONV_SHAPES = {
@@ -99,16 +99,12 @@ def main() -> None:
             x = rng.standard_normal((n, c, h, w_), dtype=np.float32)
             w = rng.standard_normal((f, c // groups, k, k), dtype=np.float32)
             b = rng.standard_normal(f, dtype=np.float32)
-            pads = (pad,) * 4
-            methods = ["direct", "gemm"] + [m for m, module in (("winograd", winograd), ("rows", rows))
-                                            if module.supports(w.shape, stride, pads, 1, groups)] + \
-                (["pointwise"] if pointwise.supports(w.shape, pads, groups) else []) if groups == 1 else \
-                ["direct", "depthwise"] if groups == c else ["direct"]
+            methods = ("direct", "gemm") if groups == 1 else ("direct", "depthwise") if groups == c else ("direct",)
             candidates = {m: conv_step(x, w, b, stride, pad, groups, need_dx, m) for m in methods}
             if torch is not None:
                 candidates["torch"] = torch_conv_step(torch, x, w, b, stride, pad, groups, need_dx)
             ms = interleaved_medians(candidates, args.reps)
-            auto = conv.strategy(x.shape, w.shape, stride, pads, 1, groups)
+            auto = conv.strategy(c, w.shape, stride, (pad,) * 4, 1, groups)
             line = f"N={n:3d} {name:18s} conv fwd+bwd ms: " + "  ".join(f"{m} {t:7.3f}" for m, t in ms.items())
             if torch is not None:
                 line += f"  | chosen {auto}: torch/ours = {ms['torch'] / ms[auto]:4.2f}x"

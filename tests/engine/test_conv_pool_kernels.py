@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from convdesigner.engine.cpu import pointwise, rows, winograd
+from convdesigner.engine.cpu import pointwise, winograd
 from convdesigner.engine.cpu.blas import SGEMM
 from convdesigner.engine.cpu.conv import conv2d_backward, conv2d_forward, uses_gemm
 from convdesigner.engine.cpu.pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
@@ -55,9 +55,6 @@ CASES = [
     (7, 12, 1, 1, 20, 1, 1, 1, (0, 0, 0, 0), 1, 1, True),     # 1x1 planes (squeeze-excitation): the chunk at once
     (3, 8, 7, 6, 12, 1, 1, 2, (0, 0, 0, 0), 1, 1, True),      # a strided 1x1 (ResNet's shortcut), odd sizes
     (2, 5, 8, 10, 4, 3, 3, 3, (1, 0, 2, 1), 1, 1, False),     # stride 3: nine phase planes, uneven padding
-    (3, 1, 12, 11, 6, 5, 5, 1, (2, 2, 2, 2), 1, 1, True),     # LeNet-5's first conv: 5×5 row passes by default
-    (2, 3, 7, 8, 3, 5, 5, 1, (0, 3, 4, 1), 1, 1, False),      # ... an odd filter count, uneven padding
-    (2, 4, 6, 5, 5, 3, 3, 1, (2, 0, 0, 2), 1, 1, True),       # 3×3 row passes, filters not a multiple of four
 ]
 
 
@@ -65,14 +62,12 @@ UNGROUPED = ("direct", "gemm") + (("winograd",) if SGEMM else ())  # the methods
 
 
 def methods(case):
-    """The methods that run ``case``: direct always, gemm ungrouped, winograd, pointwise and rows where they support
-    it."""
+    """The methods that run ``case``: direct always, gemm ungrouped, winograd and pointwise where they support it."""
     _, c, _, _, f, kh, kw, s, pads, d, g, _ = case
     w_shape = (f, c // g, kh, kw)
     found = ["direct", "gemm"] if g == 1 else ["direct"]
     return found + (["winograd"] if winograd.supports(w_shape, s, pads, d, g) else []) + \
-        (["pointwise"] if pointwise.supports(w_shape, pads, g) else []) + \
-        (["rows"] if rows.supports(w_shape, s, pads, d, g) else [])
+        (["pointwise"] if pointwise.supports(w_shape, pads, g) else [])
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -307,19 +302,16 @@ def test_avgpool_worked_examples_match_pytorch():
 
 @pytest.mark.parametrize("pads", [(1, 1, 1, 1), (0, 2, 1, 0)])
 def test_fused_relu_backward_with_few_filters_matches_the_direct_loops(pads):
-    """Where dx is the flipped kernel's forward pass (filters few next to channels: im2col's and the row passes')
-    the ReLU gate still applies."""
+    """Where dx is the flipped kernel's forward pass (filters few next to channels) the ReLU gate still applies."""
     rng = np.random.default_rng(4)
     x, w = rand(rng, 3, 10, 6, 7), rand(rng, 3, 10, 3, 3)
-    y = conv2d_forward(x, w, None, 1, pads, 1, 1, relu=True, method="direct")
+    y = conv2d_forward(x, w, None, 1, pads, 1, 1, relu=True)
     assert (y == 0).any() and (y > 0).any()
-    np.testing.assert_allclose(conv2d_forward(x, w, None, 1, pads, 1, 1, relu=True, method="rows"), y, atol=1e-5)
     dy = rand(rng, *y.shape)
+    got = conv2d_backward(x, w, dy, 1, pads, 1, 1, method="gemm", relu_out=y)
     want = conv2d_backward(x, w, dy, 1, pads, 1, 1, method="direct", relu_out=y)
-    for method in ("gemm", "rows"):
-        got = conv2d_backward(x, w, dy, 1, pads, 1, 1, method=method, relu_out=y)
-        for a, b in zip(got, want, strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=method)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_without_openblas_sgemm_the_np_dot_path_gives_the_same_results(monkeypatch):
@@ -334,8 +326,7 @@ def test_without_openblas_sgemm_the_np_dot_path_gives_the_same_results(monkeypat
     grads = conv2d_backward(x, w, dy, 1, (1, 1, 1, 1), 1, 1, method="gemm", relu_out=y)
     for module in (im2col, winograd, pointwise):
         monkeypatch.setattr(module, "SGEMM", False)
-    shape = (2, 32, 8, 8)
-    assert strategy(shape, w.shape, 1, (1,) * 4, 1, 1) == "gemm" == strategy(shape, (8, 32, 1, 1), 1, (0,) * 4, 1, 1)
+    assert strategy(32, w.shape, 1, (1,) * 4, 1, 1) == "gemm" == strategy(32, (8, 32, 1, 1), 1, (0,) * 4, 1, 1)
     np.testing.assert_allclose(conv2d_forward(x, w, None, 1, (1, 1, 1, 1), 1, 1, relu=True), y, rtol=1e-5, atol=1e-5)
     for a, b in zip(conv2d_backward(x, w, dy, 1, (1, 1, 1, 1), 1, 1, relu_out=y), grads, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)

@@ -68,11 +68,11 @@ def test_backward_is_bit_identical_across_repeats():
 
 
 def test_the_rule_picks_winograd_for_many_channels_only():
-    assert strategy((2, 32, 8, 8), (32, 32, 3, 3), 1, (1,) * 4, 1, 1) == "winograd"
-    assert strategy((2, 16, 8, 8), (16, 16, 3, 3), 1, (1,) * 4, 1, 1) == "gemm"  # a 16-deep product: im2col's 144 wins
-    assert strategy((2, 64, 8, 8), (64, 64, 3, 3), 2, (1,) * 4, 1, 1) == "gemm"
-    assert strategy((2, 64, 8, 8), (64, 64, 3, 3), 1, (3,) * 4, 1, 1) == "gemm"  # dx would need negative padding
-    assert strategy((2, 64, 8, 8), (64, 64, 5, 5), 1, (2,) * 4, 1, 1) == "gemm"
+    assert strategy(32, (32, 32, 3, 3), 1, (1,) * 4, 1, 1) == "winograd"
+    assert strategy(16, (16, 16, 3, 3), 1, (1,) * 4, 1, 1) == "gemm"  # a 16-deep product: im2col's 144 wins
+    assert strategy(64, (64, 64, 3, 3), 2, (1,) * 4, 1, 1) == "gemm"
+    assert strategy(64, (64, 64, 3, 3), 1, (3,) * 4, 1, 1) == "gemm"  # dx would need negative padding
+    assert strategy(64, (64, 64, 5, 5), 1, (2,) * 4, 1, 1) == "gemm"
     x, w = np.zeros((1, 4, 8, 8), np.float32), np.zeros((4, 4, 3, 3), np.float32)
     with pytest.raises(ValueError, match="winograd"):
         conv2d_forward(x, w, None, 1, (1, 1, 1, 1), 2, 1, method="winograd")

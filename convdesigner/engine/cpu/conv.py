@@ -1,10 +1,9 @@
 """2-D convolution kernels (NCHW, float32), forward and backward, for the CPU backend.
 
-Six strategies, chosen per call (see :func:`strategy`): Winograd F(2×2, 3×3) (:mod:`winograd`, 3×3 stride-1 convs
-of many channels), one sgemm per sample (:mod:`pointwise`, unpadded 1×1 convs), register-blocked row passes
-(:mod:`rows`, padded 3×3 and 5×5 stride-1 convs of few filters), im2col + OpenBLAS sgemm (:mod:`im2col`,
-other ungrouped convs), per-plane phase-split loops (:mod:`depthwise`, groups = channels) and direct loops over
-zero-padded flat planes (other grouped convs); the last three use the wide layout of :mod:`planes`.
+Five strategies, chosen per call (see :func:`strategy`): Winograd F(2×2, 3×3) (:mod:`winograd`, 3×3 stride-1 convs
+of many channels), one sgemm per sample (:mod:`pointwise`, unpadded 1×1 convs), im2col + OpenBLAS sgemm
+(:mod:`im2col`, other ungrouped convs), per-plane phase-split loops (:mod:`depthwise`, groups = channels) and direct
+loops over zero-padded flat planes (other grouped convs); the last three use the wide layout of :mod:`planes`.
 The direct loops are axpys over a whole output plane per kernel tap, parallel over the batch; dW sums tap products
 over the batch first (an axpy, which vectorises without fastmath) and over positions last.  Returned arrays are
 fresh unless ``out=``/``dx_out=`` is given.
@@ -15,7 +14,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from convdesigner.engine.cpu import im2col, pointwise, rows, winograd
+from convdesigner.engine.cpu import im2col, pointwise, winograd
 from convdesigner.engine.cpu.activation import relu_backward, relu_forward
 from convdesigner.engine.cpu.depthwise import depthwise_backward, depthwise_forward
 from convdesigner.engine.cpu.planes import (
@@ -31,7 +30,7 @@ from convdesigner.engine.cpu.planes import (
     workspace,
 )
 
-METHODS = ("direct", "gemm", "depthwise", "winograd", "pointwise", "rows")
+METHODS = ("direct", "gemm", "depthwise", "winograd", "pointwise")
 
 
 def uses_gemm(groups: int) -> bool:
@@ -41,18 +40,15 @@ def uses_gemm(groups: int) -> bool:
     return groups == 1
 
 
-def strategy(x_shape, w_shape, stride: int, pads, dilation: int, groups: int) -> str:
-    """The method a call with ``method=None`` runs on input of ``x_shape``: 'winograd' for the 3×3 stride-1 convs it
-    supports with winograd.MIN_CHANNELS input channels or more; 'pointwise' for unpadded 1×1 convs; 'rows' where
-    :func:`rows.suits` says it beats im2col; else 'gemm' (:func:`uses_gemm`); 'depthwise' when every channel is its
-    own group (1.5-7× the direct loops' forward + backward at EfficientNet-small's shapes); else 'direct'."""
-    channels = x_shape[1]
+def strategy(channels: int, w_shape, stride: int, pads, dilation: int, groups: int) -> str:
+    """The method a call with ``method=None`` runs: 'winograd' for the 3×3 stride-1 convs it supports with
+    winograd.MIN_CHANNELS input channels or more; 'pointwise' for unpadded 1×1 convs; else 'gemm'
+    (:func:`uses_gemm`); 'depthwise' when every channel is
+    its own group (1.5-7× the direct loops' forward + backward at EfficientNet-small's shapes); else 'direct'."""
     if channels >= winograd.MIN_CHANNELS and winograd.supports(w_shape, stride, pads, dilation, groups):
         return "winograd"
     if pointwise.supports(w_shape, pads, groups):
         return "pointwise"
-    if rows.supports(w_shape, stride, pads, dilation, groups) and rows.suits(x_shape, w_shape, pads):
-        return "rows"
     if uses_gemm(groups):
         return "gemm"
     return "depthwise" if groups == channels else "direct"
@@ -127,16 +123,14 @@ def _prepare(x, w, stride, pads, dilation, groups, method):
     if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
         raise ValueError(f"input {x.shape} and kernel {w.shape} do not match groups={groups}")
     if method is None:
-        return x, w, strategy(x.shape, w.shape, stride, pads, dilation, groups)
+        return x, w, strategy(x.shape[1], w.shape, stride, pads, dilation, groups)
     depthwise = groups == x.shape[1] > 1
     if method not in METHODS or (method == "gemm" and groups != 1) or (method == "depthwise" and not depthwise) or \
             (method == "winograd" and not winograd.supports(w.shape, stride, pads, dilation, groups)) or \
-            (method == "pointwise" and not pointwise.supports(w.shape, pads, groups)) or \
-            (method == "rows" and not rows.supports(w.shape, stride, pads, dilation, groups)):
+            (method == "pointwise" and not pointwise.supports(w.shape, pads, groups)):
         raise ValueError(f"method must be None, 'direct', 'gemm' (groups=1 only), 'depthwise' (groups = channels "
-                         f"> 1 only), 'winograd' (3×3, stride 1, no dilation, groups=1, padding ≤ 2), "
-                         f"'pointwise' (1×1, no padding, groups=1) or 'rows' (3×3 or 5×5, stride 1, no dilation, "
-                         f"groups=1, padding below the kernel size), not {method!r} for a "
+                         f"> 1 only), 'winograd' (3×3, stride 1, no dilation, groups=1, padding ≤ 2) or "
+                         f"'pointwise' (1×1, no padding, groups=1), not {method!r} for a "
                          f"{w.shape[2]}×{w.shape[3]} kernel, stride {stride}, padding {tuple(pads)}, groups={groups}")
     return x, w, method
 
@@ -197,8 +191,6 @@ def conv2d_forward(x, w, b, stride, pads, dilation, groups, *, out=None, method=
         winograd.forward(x, w, bias, y, pads, relu)
     elif kind == "pointwise":
         pointwise.forward(x, w, bias, y, relu, stride)
-    elif kind == "rows":
-        rows.forward(x, w, bias, y, pads, relu)
     elif kind == "gemm":
         im2col.gemm_forward(x, w, bias, y, g, stride, pads, dilation, relu)
     elif kind == "depthwise":
@@ -234,9 +226,6 @@ def conv2d_backward(x, w, dy, stride, pads, dilation, groups, need_dx=True, *, d
         return _backward_with_flipped_dx(x, w, dy, relu_out, dx, flipped, g, pads, dilation, kind)
     if kind == "gemm":
         dw, db = im2col.gemm_backward(x, w, dy, gate_by, relu, dx, g, stride, pads, dilation)
-        return dx, dw, db
-    if kind == "rows":
-        dw, db = rows.backward(x, w, dy, gate_by, relu, pads, dx)
         return dx, dw, db
     if kind == "pointwise":
         dw, db = pointwise.backward(x, w, dy, gate_by, relu, dx, stride)
