@@ -10,7 +10,7 @@ import time
 import numba
 import numpy as np
 
-from convdesigner.engine.cpu import conv, pool
+from convdesigner.engine.cpu import conv, pointwise, pool, winograd
 
 # name: (C, H, W, filters, k, stride, pad, groups, need_dx) -- need_dx False for a layer fed by the network input
 CONV_SHAPES = {
@@ -99,12 +99,15 @@ def main() -> None:
             x = rng.standard_normal((n, c, h, w_), dtype=np.float32)
             w = rng.standard_normal((f, c // groups, k, k), dtype=np.float32)
             b = rng.standard_normal(f, dtype=np.float32)
-            methods = ("direct", "gemm") if groups == 1 else ("direct", "depthwise") if groups == c else ("direct",)
+            pads = (pad,) * 4
+            methods = ["direct", "gemm"] + (["winograd"] if winograd.supports(w.shape, stride, pads, 1, groups) else []) \
+                + (["pointwise"] if pointwise.supports(w.shape, pads, groups) else []) if groups == 1 else \
+                ["direct", "depthwise"] if groups == c else ["direct"]
             candidates = {m: conv_step(x, w, b, stride, pad, groups, need_dx, m) for m in methods}
             if torch is not None:
                 candidates["torch"] = torch_conv_step(torch, x, w, b, stride, pad, groups, need_dx)
             ms = interleaved_medians(candidates, args.reps)
-            auto = conv.strategy(c, w.shape, stride, (pad,) * 4, 1, groups)
+            auto = conv.strategy(c, w.shape, stride, pads, 1, groups)
             line = f"N={n:3d} {name:18s} conv fwd+bwd ms: " + "  ".join(f"{m} {t:7.3f}" for m, t in ms.items())
             if torch is not None:
                 line += f"  | chosen {auto}: torch/ours = {ms['torch'] / ms[auto]:4.2f}x"

@@ -19,7 +19,7 @@ from .backend import Backend, cpu_backend, cuda_backend
 from .cuda.status import device_status
 from .grad_pool import GradientPool
 from .layers import LAYER_CLASSES, Layer, Parameter
-from .replicas import Replicas, splittable
+from .replicas import MIN_PART, Replicas, splittable
 
 
 class CompileError(ValueError):
@@ -147,10 +147,12 @@ class Network:
         """The parts a batch of ``n`` runs as, one per core (None: whole), making the copies that run them."""
         if not self.split_batches or self.keep_activations:
             return None
-        count = self.backend.k.parts()
+        count = min(self.backend.k.parts(), n // MIN_PART)
+        if count < 2:
+            return None
         if self._replicas is None or len(self._replicas.networks) < count:
-            self._replicas = Replicas(self, count) if count > 1 else None
-        return self._replicas.parts(n) if self._replicas is not None else None
+            self._replicas = Replicas(self, count)
+        return self._replicas.parts(n, count)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """The values fed into the head (logits for SoftmaxCrossEntropy), shape (N, *output_shape)."""

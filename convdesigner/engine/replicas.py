@@ -42,18 +42,15 @@ class Replicas:
     def networks(self) -> list:
         return [self.network, *self.copies]
 
-    def parts(self, n: int) -> list[tuple[int, int]] | None:
-        """(start, stop) of each network's part of a batch of ``n``, or None where the batch runs whole."""
-        count = min(len(self.networks), n // MIN_PART)
-        if count < 2:
-            return None
+    @staticmethod
+    def parts(n: int, count: int) -> list[tuple[int, int]]:
+        """(start, stop) of each of ``count`` near-equal parts of a batch of ``n``."""
         bounds = [n * i // count for i in range(count + 1)]
         return list(zip(bounds[:-1], bounds[1:]))
 
     def run(self, work, parts: list[tuple[int, int]]) -> list:
         """``work(network, start, stop)`` for each part, side by side; the results in order."""
-        jobs = [lambda net=net, lo=lo, hi=hi: work(net, lo, hi)
-                for net, (lo, hi) in zip(self.networks, parts)]
+        jobs = [lambda net=net, lo=lo, hi=hi: work(net, lo, hi) for net, (lo, hi) in zip(self.networks, parts)]
         return self.network.backend.k.run_parts(jobs)
 
     def scale_loss_gradients(self, parts: list[tuple[int, int]]) -> None:

@@ -59,7 +59,7 @@ def test_an_explicit_output_gradient_is_split_and_checked(two_cores):
 def test_small_batches_and_batchnorm_networks_run_whole(two_cores):
     net = compile(build("lenet5"))
     net.forward(_batch(net, 2 * MIN_PART - 1)[0])
-    assert net._parts is None
+    assert net._parts is None and net._replicas is None  # no copy is made (nor its gradients held) until needed
     resnet = compile(build("resnet-small"))
     assert not resnet.split_batches  # BatchNorm's statistics span the batch
 
