@@ -3,8 +3,8 @@
 Gradients flow backwards along the plan; a block feeding several consumers gets the sum of their gradients, and no
 gradient is computed where nothing upstream learns (the input image, unless asked for).  A ReLU whose only input is
 a Conv2D or BatchNorm feeding nothing else is fused into it (fewer passes over the output, and one output kept instead
-of two), except while ``keep_activations`` asks for every block's own output. On the CPU, batches of networks without
-BatchNorm run as parts on every core at once (:mod:`engine.replicas`), with the whole batch's results.
+of two), except while ``keep_activations`` asks for every block's own output. On the CPU, big batches run as parts on
+every core at once (:mod:`engine.replicas`; not in training where BatchNorm is), with the whole batch's results.
 """
 from __future__ import annotations
 
@@ -109,7 +109,8 @@ class Network:
             layer.gradients = self._pool
         self.keep_activations = False
         self.activations: dict[str, np.ndarray] = {}
-        self.split_batches = splittable(self) and hasattr(backend.k, "run_parts")  # see engine.replicas
+        self.split_batches = hasattr(backend.k, "run_parts")  # batches split between the cores: engine.replicas
+        self._splittable = {training: splittable(self, training) for training in (False, True)}
         self._replicas: Replicas | None = None
         self._parts: list[tuple[int, int]] | None = None  # how the last forward's batch was split, if it was
         rng = np.random.default_rng(seed)
@@ -143,9 +144,9 @@ class Network:
                 and consumers[sources[0]] == 1}
 
     # ------------------------------------------------------------------------------------------- running
-    def _split(self, n: int) -> list[tuple[int, int]] | None:
+    def _split(self, n: int, training: bool) -> list[tuple[int, int]] | None:
         """The parts a batch of ``n`` runs as, one per core (None: whole), making the copies that run them."""
-        if not self.split_batches or self.keep_activations:
+        if not self.split_batches or self.keep_activations or not self._splittable[training]:
             return None
         count = min(self.backend.k.parts(), n // MIN_PART)
         if count < 2:
@@ -156,7 +157,7 @@ class Network:
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """The values fed into the head (logits for SoftmaxCrossEntropy), shape (N, *output_shape)."""
-        self._parts = parts = self._split(len(x))
+        self._parts = parts = self._split(len(x), training)
         if parts is None:
             return self._forward(x, training)
         return np.concatenate(self._replicas.run(lambda net, lo, hi: net._forward(x[lo:hi], training), parts))

@@ -5,8 +5,9 @@ Small images leave little for two cores to share inside one kernel: the threads 
 LeNet-5 batch of 64 took 1.6× less than half the time of the whole batch on two threads (VGG-small 1.5×, the seed
 CNN 1.25×). Copies share the weight arrays; each has its own activations and gradients, summed into the network's
 after backward. Loss values and gradients are those of the whole batch: each part's loss gradient is scaled by its
-share of the batch. Only networks whose blocks treat samples independently are split (no BatchNorm, whose statistics
-span the batch), and only where each part has at least MIN_PART samples.
+share of the batch. Only blocks that treat samples independently are split: BatchNorm does so in evaluation (running
+statistics, shared with the copies) but not in training (batch statistics). Batches split only where each part has
+at least MIN_PART samples.
 """
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ import numpy as np
 MIN_PART = 64  # samples per part below which a batch runs whole (the parts contend for the GIL: LeNet-5 at 64 ran 0.92×)
 
 
-def splittable(network) -> bool:
+def splittable(network, training: bool) -> bool:
     """Whether ``network``'s blocks compute each sample alone (so parts of a batch give the batch's results) on
-    kernels that run on any thread: no BatchNorm, and grouped convolutions only depthwise (the direct grouped loops
-    use numba's parallel layer, which allows one thread at a time)."""
+    kernels that run on any thread: no BatchNorm in training, and grouped convolutions only depthwise (the direct
+    grouped loops use numba's parallel layer, which allows one thread at a time)."""
     for layer in network.layers:
-        if layer.kind == "BatchNorm":
+        if layer.kind == "BatchNorm" and training:
             return False
         if layer.kind == "Conv2D" and layer.params["groups"] not in (1, layer.input_shapes[0][0]):
             return False
@@ -37,6 +38,8 @@ class Replicas:
             copy.split_batches = False
             for mine, theirs in zip(copy.parameters(), network.parameters(), strict=True):
                 mine.value = theirs.value  # one set of weights: the optimizer's updates reach every copy
+            for mine, theirs in zip(copy.layers, network.layers, strict=True):
+                mine.state = theirs.state  # and one set of BatchNorm running statistics (read in evaluation)
 
     @property
     def networks(self) -> list:

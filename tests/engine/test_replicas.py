@@ -60,8 +60,18 @@ def test_small_batches_and_batchnorm_networks_run_whole(two_cores):
     net = compile(build("lenet5"))
     net.forward(_batch(net, 2 * MIN_PART - 1)[0])
     assert net._parts is None and net._replicas is None  # no copy is made (nor its gradients held) until needed
-    resnet = compile(build("resnet-small"))
-    assert not resnet.split_batches  # BatchNorm's statistics span the batch
+    resnet, whole = compile(build("resnet-small"), seed=0), compile(build("resnet-small"), seed=0)
+    whole.split_batches = False
+    x, labels = _batch(resnet)
+    resnet.forward(x, training=True)
+    assert resnet._parts is None  # BatchNorm's batch statistics span the batch
+    resnet.loss(labels)
+    resnet.backward()
+    whole.forward(x, training=True)
+    whole.loss(labels)
+    whole.backward()  # the running statistics move alike
+    np.testing.assert_allclose(resnet.forward(x), whole.forward(x), rtol=1e-4, atol=1e-5)  # evaluation: split
+    assert resnet._parts is not None
 
 
 def test_training_with_dropout_on_parts_repeats_from_the_seed(two_cores):
