@@ -148,7 +148,7 @@ class Network:
         """The parts a batch of ``n`` runs as, one per core (None: whole), making the copies that run them."""
         if not self.split_batches or self.keep_activations or not self._splittable[training]:
             return None
-        count = min(self.backend.k.parts(), n // MIN_PART)
+        count = min(self.backend.k.parts(), n // MIN_PART[training])
         if count < 2:
             return None
         if self._replicas is None or len(self._replicas.networks) < count:

@@ -8,7 +8,7 @@ from convdesigner.engine.optimizers import make_optimizer
 from convdesigner.engine.replicas import MIN_PART
 from convdesigner.graph.templates import build
 
-BATCH = 2 * MIN_PART + 5  # two uneven parts
+BATCH = 2 * MIN_PART[True] + 5  # two uneven parts, in training and evaluation
 
 
 @pytest.fixture
@@ -58,8 +58,13 @@ def test_an_explicit_output_gradient_is_split_and_checked(two_cores):
 
 def test_small_batches_and_batchnorm_networks_run_whole(two_cores):
     net = compile(build("lenet5"))
-    net.forward(_batch(net, 2 * MIN_PART - 1)[0])
+    x = _batch(net, 2 * MIN_PART[True] - 1)[0]
+    net.forward(x, training=True)
     assert net._parts is None and net._replicas is None  # no copy is made (nor its gradients held) until needed
+    net.forward(x[:2 * MIN_PART[False] - 1])
+    assert net._parts is None
+    net.forward(x)
+    assert net._parts is not None  # evaluation splits smaller batches
     resnet, whole = compile(build("resnet-small"), seed=0), compile(build("resnet-small"), seed=0)
     whole.split_batches = False
     x, labels = _batch(resnet)
