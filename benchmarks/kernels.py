@@ -100,9 +100,10 @@ def main() -> None:
             w = rng.standard_normal((f, c // groups, k, k), dtype=np.float32)
             b = rng.standard_normal(f, dtype=np.float32)
             pads = (pad,) * 4
-            methods = ["direct", "gemm"] + (["winograd"] if winograd.supports(w.shape, stride, pads, 1, groups) else []) \
-                + (["pointwise"] if pointwise.supports(w.shape, pads, groups) else []) if groups == 1 else \
-                ["direct", "depthwise"] if groups == c else ["direct"]
+            fast = (["winograd"] if winograd.supports(w.shape, stride, pads, 1, groups) else []) + \
+                (["pointwise"] if pointwise.supports(w.shape, pads, groups) else [])
+            grouped = ["direct", "depthwise"] if groups == c else ["direct"]
+            methods = ["direct", "gemm", *fast] if groups == 1 else grouped
             candidates = {m: conv_step(x, w, b, stride, pad, groups, need_dx, m) for m in methods}
             if torch is not None:
                 candidates["torch"] = torch_conv_step(torch, x, w, b, stride, pad, groups, need_dx)

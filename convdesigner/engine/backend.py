@@ -102,8 +102,19 @@ def _defined_in(f: object, module: ModuleType) -> bool:
 
 def cpu_backend() -> Backend:
     """The CPU kernels; numba's threads get the cores and numpy's BLAS runs on one (see cpu/blas.py)."""
-    from .cpu import (activation, blas, blas_threads, conv, dense, dropout, global_pool, losses, merge, normalization,
-                      pool)
+    from .cpu import (
+        activation,
+        blas,
+        blas_threads,
+        conv,
+        dense,
+        dropout,
+        global_pool,
+        losses,
+        merge,
+        normalization,
+        pool,
+    )
     blas.single_threaded_blas()
     return Backend("cpu", [activation, blas_threads, conv, dense, dropout, global_pool, losses, merge, normalization,
                            pool])

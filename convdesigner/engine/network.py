@@ -186,7 +186,7 @@ class Network:
         parts = self._parts
         if parts is None:
             return self._loss(targets)
-        values = [net._loss(targets[lo:hi]) for net, (lo, hi) in zip(self._replicas.networks, parts)]
+        values = [net._loss(targets[lo:hi]) for net, (lo, hi) in zip(self._replicas.networks, parts, strict=False)]
         self._replicas.scale_loss_gradients(parts)
         return sum(v * (hi - lo) for v, (lo, hi) in zip(values, parts, strict=True)) / parts[-1][1]
 

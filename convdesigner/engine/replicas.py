@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# Samples per part below which a batch runs whole, by training: in parts of 32, training steps at batch 64 ran 0.93-1.01×
-# as fast over the six small templates (backward's Python contends most), inference 1.04-1.13×.
+# Samples per part below which a batch runs whole, by training: in parts of 32, training steps at batch 64 ran
+# 0.93-1.01× as fast over the six small templates (backward's Python contends most), inference 1.04-1.13×.
 MIN_PART = {True: 64, False: 32}
 
 
@@ -52,18 +52,19 @@ class Replicas:
     def parts(n: int, count: int) -> list[tuple[int, int]]:
         """(start, stop) of each of ``count`` near-equal parts of a batch of ``n``."""
         bounds = [n * i // count for i in range(count + 1)]
-        return list(zip(bounds[:-1], bounds[1:]))
+        return list(zip(bounds[:-1], bounds[1:], strict=True))
 
     def run(self, work, parts: list[tuple[int, int]]) -> list:
         """``work(network, start, stop)`` for each part, side by side; the results in order."""
-        jobs = [lambda net=net, lo=lo, hi=hi: work(net, lo, hi) for net, (lo, hi) in zip(self.networks, parts)]
+        jobs = [lambda net=net, lo=lo, hi=hi: work(net, lo, hi)
+                for net, (lo, hi) in zip(self.networks, parts, strict=False)]
         return self.network.backend.k.run_parts(jobs)
 
     def scale_loss_gradients(self, parts: list[tuple[int, int]]) -> None:
         """Each part's mean-loss gradient times its share of the batch: the parts' gradients then add up to the
         whole batch's."""
         n = parts[-1][1]
-        for net, (lo, hi) in zip(self.networks, parts):
+        for net, (lo, hi) in zip(self.networks, parts, strict=False):
             np.multiply(net._loss_grad, np.float32((hi - lo) / n), out=net._loss_grad)
 
     def sum_gradients(self, used: int) -> None:

@@ -66,7 +66,7 @@ def run_parts(jobs: list) -> list:
             first = _alone(jobs[0])
         finally:
             rest = [f.exception() for f in futures]  # waits for every job, failed or not
-        for f, error in zip(futures, rest, strict=True):
+        for error in rest:
             if error is not None:
                 raise error
         return [first] + [f.result() for f in futures]
