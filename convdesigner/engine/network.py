@@ -186,6 +186,8 @@ class Network:
         parts = self._parts
         if parts is None:
             return self._loss(targets)
+        if len(targets) != parts[-1][1]:
+            raise ValueError(f"{len(targets)} targets for a batch of {parts[-1][1]} outputs; give one per sample")
         values = [net._loss(targets[lo:hi]) for net, (lo, hi) in zip(self._replicas.networks, parts, strict=False)]
         self._replicas.scale_loss_gradients(parts)
         return sum(v * (hi - lo) for v, (lo, hi) in zip(values, parts, strict=True)) / parts[-1][1]

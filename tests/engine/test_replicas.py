@@ -54,6 +54,8 @@ def test_an_explicit_output_gradient_is_split_and_checked(two_cores):
     np.testing.assert_allclose(split.backward(grad), whole.backward(grad), rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match=f"the gradient must match the last output, {BATCH}×10, not {BATCH - 1}×10"):
         split.backward(grad[1:])
+    with pytest.raises(ValueError, match=f"{BATCH - 1} targets for a batch of {BATCH} outputs"):
+        split.loss(np.zeros(BATCH - 1, np.int64))
 
 
 def test_small_batches_and_batchnorm_networks_run_whole(two_cores):
