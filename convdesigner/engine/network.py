@@ -319,12 +319,15 @@ class Network:
     def reseed(self, seed: int, epoch: int, batch: int = 0) -> None:
         """Dropout masks from np.random.default_rng([seed, epoch, batch]), so a run resumed at any batch repeats
         the same masks."""
-        rng = np.random.default_rng([seed, epoch, batch])
+        self.use_rng(np.random.default_rng([seed, epoch, batch]))
+        if self._replicas is not None:
+            self._replicas.reseed(seed, epoch, batch)
+
+    def use_rng(self, rng: np.random.Generator) -> None:
+        """Dropout masks from ``rng`` (shared by every Dropout block)."""
         for layer in self.layers:
             if layer.uses_rng:
                 layer.rng = rng
-        if self._replicas is not None:
-            self._replicas.reseed(seed, epoch, batch)
 
     def __repr__(self) -> str:
         return f"Network({len(self.layers)} blocks, {sum(p.value.size for p in self._parameters)} weights, " \

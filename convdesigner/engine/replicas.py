@@ -76,7 +76,4 @@ class Replicas:
     def reseed(self, seed: int, epoch: int, batch: int) -> None:
         """Dropout masks of copy k from np.random.default_rng([seed, epoch, batch, k])."""
         for k, copy in enumerate(self.copies, start=1):
-            rng = np.random.default_rng([seed, epoch, batch, k])
-            for layer in copy.layers:
-                if layer.uses_rng:
-                    layer.rng = rng
+            copy.use_rng(np.random.default_rng([seed, epoch, batch, k]))

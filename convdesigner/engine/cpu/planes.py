@@ -21,7 +21,7 @@ _local = threading.local()
 
 def workspace(tag: str, shape: tuple[int, ...]) -> np.ndarray:
     """A float32 scratch array of ``shape``, its contents undefined: a view of the one buffer kept for ``tag``, grown
-    to the largest shape asked for (one engine thread, see above). One buffer per tag rather than per shape: every
+    to the largest shape asked for (per thread, see above). One buffer per tag rather than per shape: every
     conv layer of VGG-small keeping its own im2col columns held more than PyTorch's whole training step."""
     size = int(np.prod(shape))
     spaces = _local.__dict__.setdefault("spaces", {})
