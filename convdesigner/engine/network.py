@@ -4,7 +4,7 @@ Gradients flow backwards along the plan; a block feeding several consumers gets 
 gradient is computed where nothing upstream learns (the input image, unless asked for).  A ReLU whose only input is
 a Conv2D or BatchNorm feeding nothing else is fused into it (fewer passes over the output, and one output kept instead
 of two), except while ``keep_activations`` asks for every block's own output. On the CPU, big batches run as parts on
-every core at once (:mod:`engine.replicas`; not in training where BatchNorm is), with the whole batch's results.
+every core at once (:mod:`engine.replicas`), with the whole batch's results.
 """
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ class Network:
         self.keep_activations = False
         self.activations: dict[str, np.ndarray] = {}
         self.split_batches = hasattr(backend.k, "run_parts")  # batches split between the cores: engine.replicas
-        self._splittable = {training: splittable(self, training) for training in (False, True)}
+        self._splittable = {training: splittable(self, training, info.total_macs) for training in (False, True)}
         self._replicas: Replicas | None = None
         self._parts: list[tuple[int, int]] | None = None  # how the last forward's batch was split, if it was
         rng = np.random.default_rng(seed)

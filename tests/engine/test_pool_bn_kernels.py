@@ -282,6 +282,36 @@ def test_bn_backward_in_parallel_matches_float64_reference():
     np.testing.assert_allclose(dx, exact_dx, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("relu", [False, True])
+def test_bn_backward_in_two_passes_over_parts_equals_the_whole_batch(relu):
+    """What a BatchNorm split between cores runs (engine.replicas): each part's sums, their total, each part's dx."""
+    rng = np.random.default_rng(7)
+    x, dy = rng.standard_normal((9, 5, 12)).astype(np.float32), rng.standard_normal((9, 5, 12)).astype(np.float32)
+    mean, var = stats(x)
+    invstd = (1 / np.sqrt(var + np.float32(1e-5))).astype(np.float32)
+    gamma, beta = affine(rng, 5)
+    y = np.maximum(x * (gamma * invstd)[:, None] + (beta - mean * gamma * invstd)[:, None], 0) if relu else dy
+    dx, dgamma, dbeta = np.empty_like(x), np.empty_like(mean), np.empty_like(mean)
+    if relu:
+        bn.bn_backward_relu(x, dy, y, mean, invstd, gamma, True, dx, dgamma, dbeta)
+    else:
+        bn.bn_backward(x, dy, mean, invstd, gamma, True, dx, dgamma, dbeta)
+    parts = [slice(0, 4), slice(4, 9)]
+    shares = []
+    for p in parts:
+        share = (np.empty_like(mean), np.empty_like(mean))
+        bn.bn_backward_sums(x[p], dy[p], y[p], relu, mean, invstd, *share)
+        shares.append(share)
+    total_dgamma, total_dbeta = (sum(share[i] for share in shares) for i in (0, 1))
+    np.testing.assert_allclose(total_dgamma, dgamma, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(total_dbeta, dbeta, rtol=1e-5, atol=1e-5)
+    split_dx = np.empty_like(x)
+    for p in parts:
+        bn.bn_backward_dx(x[p], dy[p], y[p], relu, mean, invstd, gamma, total_dgamma, total_dbeta, x.shape[0] * 12,
+                          split_dx[p])
+    np.testing.assert_allclose(split_dx, dx, rtol=1e-5, atol=1e-6)
+
+
 # ---- vectorisation -------------------------------------------------------------------------------------------
 
 def vector_loops(kernel, *args):
@@ -308,4 +338,5 @@ def test_the_hot_loops_vectorise():
     assert any({"double", "float"} <= body for body in vector_loops(bn._stats, x3, v, v.copy(), 0, 1))
     for relu in (False, True):  # the plain backward and the one gated by a fused ReLU's output
         assert sum({"double", "float"} <= body for body in vector_loops(
-            bn._backward_groups, x3, x3, x3, relu, v, v, v, True, x3.copy(), v.copy(), v.copy(), 0, 1)) >= 2
+            bn._backward_groups, x3, x3, x3, relu, v, v, v, True, x3.copy(), v.copy(), v.copy(), bn.BOTH_PASSES, 0,
+            0, 1)) >= 2

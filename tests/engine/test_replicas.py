@@ -1,4 +1,6 @@
 """Batches split between copies of a network on every core (engine/replicas.py) give the whole batch's numbers."""
+import threading
+
 import numpy as np
 import pytest
 
@@ -58,7 +60,7 @@ def test_an_explicit_output_gradient_is_split_and_checked(two_cores):
         split.loss(np.zeros(BATCH - 1, np.int64))
 
 
-def test_small_batches_and_batchnorm_networks_run_whole(two_cores):
+def test_small_batches_run_whole(two_cores):
     net = compile(build("lenet5"))
     x = _batch(net, 2 * MIN_PART[True] - 1)[0]
     net.forward(x, training=True)
@@ -67,18 +69,72 @@ def test_small_batches_and_batchnorm_networks_run_whole(two_cores):
     assert net._parts is None
     net.forward(x)
     assert net._parts is not None  # evaluation splits smaller batches
-    resnet, whole = compile(build("resnet-small"), seed=0), compile(build("resnet-small"), seed=0)
+
+
+def test_batchnorm_networks_train_split_only_where_their_blocks_are_light(two_cores):
+    for key, splits in (("efficientnet-small", True), ("resnet-small", False), ("densenet-small", False)):
+        net = compile(build(key))
+        x = _batch(net)[0]
+        net.forward(x, training=True)
+        assert (net._parts is not None) == splits, key
+        net.forward(x)
+        assert net._parts is not None, key  # evaluation reads the running statistics: no exchange
+
+
+def _without_dropout(key):
+    graph = build(key)
+    for node in graph.nodes.values():
+        if node.kind == "Dropout":
+            node.params["rate"] = 0.0  # the parts draw their own masks
+    return graph
+
+
+@pytest.mark.parametrize("key", ["resnet-small", "efficientnet-small"])
+def test_batchnorm_on_parts_normalises_with_the_whole_batch(two_cores, key):
+    split, whole = compile(_without_dropout(key), seed=0), compile(_without_dropout(key), seed=0)
     whole.split_batches = False
-    x, labels = _batch(resnet)
-    resnet.forward(x, training=True)
-    assert resnet._parts is None  # BatchNorm's batch statistics span the batch
-    resnet.loss(labels)
-    resnet.backward()
-    whole.forward(x, training=True)
-    whole.loss(labels)
-    whole.backward()  # the running statistics move alike
-    np.testing.assert_allclose(resnet.forward(x), whole.forward(x), rtol=1e-4, atol=1e-5)  # evaluation: split
-    assert resnet._parts is not None
+    split._splittable[True] = True  # ResNet-small's blocks are too heavy to gain from it, but they work split
+    x, labels = _batch(split)
+    for _ in range(2):  # the second step starts from the running statistics and weights the first one left
+        got, want = _step(split, x, labels), _step(whole, x, labels)
+        assert split._parts is not None and whole._parts is None
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-4, atol=1e-5)
+        assert got[1] == pytest.approx(want[1], rel=1e-6)
+        np.testing.assert_allclose(got[2], want[2], rtol=1e-3, atol=1e-6 * np.abs(want[2]).max())
+        for a, b in zip(got[3], want[3], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5 * np.abs(b).max() + 1e-8)
+        for a, b in zip(split.states(), whole.states(), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        for p, q in zip(split.parameters(), whole.parameters(), strict=True):
+            p.value -= 0.1 * p.grad
+            q.value -= 0.1 * q.grad
+    np.testing.assert_allclose(split.forward(x), whole.forward(x), rtol=1e-4, atol=1e-5)  # evaluation: split too
+    assert split._parts is not None
+
+
+def test_a_part_failing_mid_step_stops_the_others_and_names_its_error(two_cores):
+    net = compile(build("resnet-small"), seed=0)
+    net._splittable[True] = True
+    x, labels = _batch(net)
+    net.forward(x, training=True)  # makes the copy
+    copy = net._replicas.copies[0]
+    bn = next(layer for layer in copy.layers if layer.kind == "BatchNorm")
+
+    def broken(xs, training):
+        raise MemoryError("no room for this part")
+
+    bn.forward = broken
+    done = []
+    worker = threading.Thread(target=lambda: done.append(pytest.raises(MemoryError, net.forward, x, True)))
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "the other part still waits at the exchange"
+    assert done and "no room for this part" in str(done[0].value)
+    del bn.forward
+    whole = compile(build("resnet-small"), seed=0)
+    whole.split_batches = False
+    np.testing.assert_allclose(net.forward(x, training=True), whole.forward(x, training=True), rtol=1e-4, atol=1e-5)
+    assert net._parts is not None  # the next step splits again, nothing left waiting or half-updated
 
 
 def test_training_with_dropout_on_parts_repeats_from_the_seed(two_cores):

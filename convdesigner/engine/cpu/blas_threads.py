@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numba
 
@@ -42,6 +43,21 @@ def _threads(count: int) -> ThreadPoolExecutor:
     return _pool
 
 
+@contextmanager
+def _one_blas_thread():
+    """numpy's BLAS on one thread meanwhile, where it can be told (the bundled OpenBLAS)."""
+    if OPENBLAS_THREADS is None:
+        yield
+        return
+    get, set_ = OPENBLAS_THREADS
+    before = get()
+    set_(1)
+    try:
+        yield
+    finally:
+        set_(before)
+
+
 def _alone(job):
     _local.serial = True
     try:
@@ -52,26 +68,22 @@ def _alone(job):
 
 def run_parts(jobs: list) -> list:
     """Each ``job()`` on its own thread (the first on the calling one), all at once, every kernel inside them
-    single-threaded (:func:`serial`) and BLAS on one thread; their results in order. Every job has ended when this
-    returns or raises (the first failure is raised)."""
-    if len(jobs) == 1 or OPENBLAS_THREADS is None:
-        return [job() for job in jobs]
+    single-threaded (:func:`serial`) and BLAS on one thread where it can be held to one; their results in order. The
+    jobs may wait for each other (engine.replicas.Exchange). Every job has ended when this returns or raises (the
+    first failure is raised)."""
+    if len(jobs) == 1:
+        return [jobs[0]()]
     pool = _threads(len(jobs) - 1)
-    get, set_ = OPENBLAS_THREADS
-    before = get()
-    set_(1)
-    try:
+    with _one_blas_thread():
         futures = [pool.submit(_alone, job) for job in jobs[1:]]
         try:
             first = _alone(jobs[0])
         finally:
             rest = [f.exception() for f in futures]  # waits for every job, failed or not
-        for error in rest:
-            if error is not None:
-                raise error
-        return [first] + [f.result() for f in futures]
-    finally:
-        set_(before)
+    for error in rest:
+        if error is not None:
+            raise error
+    return [first] + [f.result() for f in futures]
 
 
 def run_shared(job, n: int, chunk: int) -> list:
@@ -85,11 +97,6 @@ def run_shared(job, n: int, chunk: int) -> list:
     if workers == 1:
         return [job(0, chunks)]
     pool = _threads(workers - 1)
-    get, set_ = OPENBLAS_THREADS
-    before = get()
-    set_(1)
-    try:
+    with _one_blas_thread():
         futures = [pool.submit(job, worker, chunks) for worker in range(1, workers)]
         return [job(0, chunks)] + [f.result() for f in futures]
-    finally:
-        set_(before)

@@ -133,27 +133,44 @@ def _normalize_samples(x, mean, invstd, gamma, beta, relu, y, n0, n1):
             yr[t] = zero if relu and v < zero else v
 
 
+SUMS_PASS, DX_PASS, BOTH_PASSES = 1, 2, 3  # which of the backward's two passes over a channel group run
+
+
 def bn_backward(x, dy, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta):
     """Gradients of gamma, beta and x; with batch statistics the mean and variance depend on x too."""
-    _backward(x, dy, dy, False, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta)
+    _backward(x, dy, dy, False, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta, BOTH_PASSES, 0)
 
 
 def bn_backward_relu(x, dy, y, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta):
     """:func:`bn_backward` of a BatchNorm fused with its ReLU, whose output is y: dy counts only where y > 0."""
-    _backward(x, dy, y, True, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta)
+    _backward(x, dy, y, True, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta, BOTH_PASSES, 0)
 
 
-def _backward(x, dy, y, relu, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta):
+def bn_backward_sums(x, dy, y, relu, mean, invstd, dgamma, dbeta):
+    """The first pass of the backward alone: dgamma and dbeta of this part of a batch (the sums that dx needs from
+    every part, engine.replicas); dy gated by the ReLU output y with ``relu``."""
+    _backward(x, dy, y, relu, mean, invstd, invstd, True, dy, dgamma, dbeta, SUMS_PASS, 0)
+
+
+def bn_backward_dx(x, dy, y, relu, mean, invstd, gamma, dgamma, dbeta, count, dx):
+    """The second pass alone: dx of this part of a batch of ``count`` positions per channel, from the whole batch's
+    dgamma and dbeta (read, not written)."""
+    _backward(x, dy, y, relu, mean, invstd, gamma, True, dx, dgamma, dbeta, DX_PASS, count)
+
+
+def _backward(x, dy, y, relu, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta, passes, count):
     split_range(_backward_groups, _groups(*x.shape)[1], x.size, SPLIT_FROM, x, dy, y, relu, mean, invstd, gamma,
-                batch_stats, dx, dgamma, dbeta)
+                batch_stats, dx, dgamma, dbeta, passes, count)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _backward_groups(x, dy, y, relu, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta, g0, g1):
+def _backward_groups(x, dy, y, relu, mean, invstd, gamma, batch_stats, dx, dgamma, dbeta, passes, count, g0, g1):
     """Per channel group g0 ≤ q < g1, one pass for the sums and one for dx, while the group's slices are still in
-    cache; with ``relu`` each dy is gated by the ReLU output y on the way in (no gated copy of dy is written)."""
+    cache; with ``relu`` each dy is gated by the ReLU output y on the way in (no gated copy of dy is written).
+    ``passes`` runs the first (SUMS_PASS: writes dgamma, dbeta), the second (DX_PASS: reads them as the sums of a
+    batch of ``count`` positions per channel) or both."""
     n, c, hw = x.shape
-    m = n * hw
+    m = count if passes == DX_PASS else n * hw
     zero = np.float32(0.0)
     xf, gf, df = x.reshape(n, c * hw), dy.reshape(n, c * hw), dx.reshape(n, c * hw)
     yf = y.reshape(n, c * hw)
@@ -165,22 +182,28 @@ def _backward_groups(x, dy, y, relu, mean, invstd, gamma, batch_stats, dx, dgamm
         mu = np.empty(size, x.dtype)
         _spread(mean, j0, j1, hw, mu)
         s1, s2 = np.zeros(size), np.zeros(size)
-        for i in range(n):
-            xr, gr, yr = xf[i, t0:t1], gf[i, t0:t1], yf[i, t0:t1]
-            for t in range(size):
-                g = zero if relu and yr[t] <= zero else gr[t]
-                s1[t] += g
-                s2[t] += g * (xr[t] - mu[t])  # invstd, a per-channel factor, applied to the sum
+        if passes & SUMS_PASS:
+            for i in range(n):
+                xr, gr, yr = xf[i, t0:t1], gf[i, t0:t1], yf[i, t0:t1]
+                for t in range(size):
+                    g = zero if relu and yr[t] <= zero else gr[t]
+                    s1[t] += g
+                    s2[t] += g * (xr[t] - mu[t])  # invstd, a per-channel factor, applied to the sum
         a, mdy, k = np.empty(size, x.dtype), np.empty(size), np.empty(size)
         for j in range(j0, j1):
             r = np.float64(invstd[j])
-            sdy, sdyx = _channel_sum(s1, j - j0, hw), _channel_sum(s2, j - j0, hw) * r
-            dgamma[j] = sdyx
-            dbeta[j] = sdy
+            if passes & SUMS_PASS:
+                sdy, sdyx = _channel_sum(s1, j - j0, hw), _channel_sum(s2, j - j0, hw) * r
+                dgamma[j] = sdyx
+                dbeta[j] = sdy
+            else:
+                sdy, sdyx = np.float64(dbeta[j]), np.float64(dgamma[j])
             cells = slice((j - j0) * hw, (j - j0 + 1) * hw)
             a[cells] = gamma[j] * invstd[j]
             mdy[cells] = sdy / m
             k[cells] = r * sdyx / m  # xhat·mean(dy·xhat) = (x - mean)·k
+        if not passes & DX_PASS:
+            continue
         for i in range(n):
             xr, gr, yr, dr = xf[i, t0:t1], gf[i, t0:t1], yf[i, t0:t1], df[i, t0:t1]
             if batch_stats:

@@ -2,12 +2,24 @@
 running statistics in evaluation, PyTorch's momentum convention."""
 from __future__ import annotations
 
+import numpy as np
+
 from .base import Layer, channels, flat
+
+
+def combine_moments(parts: list[tuple[int, np.ndarray, np.ndarray]]) -> tuple[int, np.ndarray, np.ndarray]:
+    """(count, mean, biased variance) of a batch from those of its parts (Chan et al.'s pairwise rule, float64:
+    each part's spread about its own mean plus its mean's offset from the whole's, so nothing cancels)."""
+    total = sum(n for n, _, _ in parts)
+    mean = sum(n * np.float64(m) for n, m, _ in parts) / total
+    var = sum(n * (np.float64(v) + (np.float64(m) - mean) ** 2) for n, m, v in parts) / total
+    return total, mean, var
 
 
 class BatchNorm(Layer):
     kind = "BatchNorm"
     fused_relu = False  # set by the network: this block also computes the ReLU after it (its output is not kept)
+    sync = None  # while a training step is split between the cores, this part's replicas.Seat
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
@@ -24,8 +36,15 @@ class BatchNorm(Layer):
         eps, running_mean, running_var = self.params["eps"], self.state["running_mean"], self.state["running_var"]
         if training:
             self.k.bn_stats(x3, self._mean, self._var)
-            self.k.bn_update_running(running_mean, running_var, self._mean, self._var, self.params["momentum"],
-                                     x3.shape[0] * x3.shape[2], eps, self._invstd)
+            self._count = x3.shape[0] * x3.shape[2]
+            if self.sync is not None:  # the whole batch's statistics from every part's
+                self._count, self._mean[:], self._var[:] = combine_moments(
+                    self.sync.gather((self._count, self._mean.copy(), self._var.copy())))
+            if self.sync is None or self.sync.part == 0:  # the running statistics are shared: one part updates
+                self.k.bn_update_running(running_mean, running_var, self._mean, self._var, self.params["momentum"],
+                                         self._count, eps, self._invstd)
+            else:
+                self.k.bn_invstd(self._var, eps, self._invstd)
             self._used_mean = self._mean
         else:
             self.k.bn_invstd(running_var, eps, self._invstd)
@@ -55,6 +74,8 @@ class BatchNorm(Layer):
 
     def backward(self, dy, need):
         gamma, beta = self.weights["gamma"], self.weights["beta"]
+        if self.sync is not None and self._batch_stats:
+            return [self._synced_backward(dy)]
         if self.fused_relu and hasattr(self.k, "bn_backward_relu"):
             dx = self.like(dy, "dx")
             self.k.bn_backward_relu(channels(self._x), channels(dy), channels(self._y), self._used_mean,
@@ -71,3 +92,17 @@ class BatchNorm(Layer):
             self.gradients.hold(dy)
             self.gradients.drop(dy)  # the gated gradient was read for the last time
         return [dx]
+
+    def _synced_backward(self, dy):
+        """dx of this part of a split batch: dx needs the sums of dy and dy·xhat over the whole batch, which are
+        dbeta and dgamma; each part keeps its own share of those as its gradients (the copies' are summed later)."""
+        x3, y3 = channels(self._x), channels(self._y if self.fused_relu else dy)
+        gamma, beta = self.weights["gamma"], self.weights["beta"]
+        self.k.bn_backward_sums(x3, channels(dy), y3, self.fused_relu, self._used_mean, self._invstd, gamma.grad,
+                                beta.grad)
+        shares = self.sync.gather((gamma.grad.copy(), beta.grad.copy()))
+        dgamma, dbeta = (np.sum([share[i] for share in shares], axis=0, dtype=np.float32) for i in (0, 1))
+        dx = self.like(dy, "dx")
+        self.k.bn_backward_dx(x3, channels(dy), y3, self.fused_relu, self._used_mean, self._invstd, gamma.value,
+                              dgamma, dbeta, self._count, channels(dx))
+        return dx
