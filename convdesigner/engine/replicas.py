@@ -22,7 +22,8 @@ MIN_PART = {True: 64, False: 32}
 # Multiply-adds per block and sample under which a network with BatchNorm trains split. Each part waits for the
 # other at every BatchNorm, twice a step (5-8 % of each part's time in ResNet-, DenseNet- and EfficientNet-small at
 # batch 256), which pays only where the whole batch keeps two cores poorly busy: EfficientNet-small (78k a block)
-# trained 10-14 % faster split at batch 128-256; ResNet-small (385k) 0.94-1.06×, DenseNet-small (407k) 0.90-0.99×.
+# trained 1.01-1.14× as fast split at batch 128-256 (medians of interleaved rounds, three sittings); ResNet-small
+# (385k) 0.94-1.06×, DenseNet-small (407k) 0.90-0.99×.
 LIGHT_BLOCKS = 200_000
 
 
