@@ -19,7 +19,7 @@ from ..graph.graph import Graph
 from ..graph.layers import conv_padding
 from ..graph.templates import build
 from . import compile, device_status
-from .bench_probes import gflops
+from .bench_probes import gflops, status_kib
 from .optimizers import make_optimizer
 
 BENCH_TEMPLATES = ("lenet5", "seed-cnn")
@@ -156,6 +156,8 @@ def _run(templates, batches, timing: Timing, with_torch: bool, report, device: s
         twin = TorchTwin(torch, graph, net, device) if torch is not None else None
         if twin is not None:
             notes.append(f"{key}: max |ours − torch| over the logits of one batch = {twin.check(net):.1e}")
+        if device == "cpu":
+            notes.append(f"{key}: {_part_processes(net)}")
         for batch in batches:
             x, labels = random_batch(net.input_shape, classes, batch)
             ours = dict(zip(("train", "infer"), ours_steps(net, x, labels), strict=True))
@@ -167,6 +169,20 @@ def _run(templates, batches, timing: Timing, with_torch: bool, report, device: s
                 if report is not None:
                     report(cell)
     return cells, notes
+
+
+def _part_processes(net) -> str:
+    """Starts ``net``'s worker processes before its cells are timed (engine.part_processes) and says how they
+    stand."""
+    why = net.start_part_processes()
+    if why is not None:
+        return f"no worker processes ({why})"
+    pids = net._processes.pids()
+    try:
+        sizes = ", ".join(f"{status_kib('VmRSS', pid) / 1024:.0f}" for pid in pids)
+    except OSError:
+        sizes = "?"
+    return f"split batches' other parts in {len(pids)} worker process(es), resident {sizes} MiB"
 
 
 def format_table(cells: list[Cell], sgemm: float | None = None) -> str:
@@ -191,6 +207,7 @@ def profile(template: str, batch: int = 64, steps: int = 20,
     last row holds the rest of the step (loss, optimizer, bookkeeping). On 'cuda' every block waits for its
     kernels, so the blocks add up to more than a free-running step."""
     net = compile(build(template), device=device, seed=0)
+    net.part_processes = False  # the blocks of every part timed here, in this process
     x, labels = random_batch(net.input_shape, int(np.prod(net.output_shape)), batch)
     spent = {layer.name: [0.0, 0.0] for layer in net.layers}
     for layer in net.layers:

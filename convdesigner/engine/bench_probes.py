@@ -68,12 +68,12 @@ def _child(code: str) -> dict:
     return json.loads(_run(code).strip().splitlines()[-1])
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
+def status_kib(field: str, pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise OSError(f"/proc/self/status has no {field}")
+    raise OSError(f"/proc/{pid}/status has no {field}")
 
 
 def _reset_peak() -> None:
@@ -106,12 +106,12 @@ def measure_step_memory(engine: str, template: str, batch: int, threads: int) ->
         return train
 
     steps(2)()
-    base = _status_kib("VmRSS")
+    base = status_kib("VmRSS")
     _reset_peak()
     train = steps(batch)
     for _ in range(3):
         train()
-    return {"mib": (_status_kib("VmHWM") - base) / 1024}
+    return {"mib": (status_kib("VmHWM") - base) / 1024}
 
 
 def step_memory(template: str, batch: int, threads: int, with_torch: bool) -> tuple[float, float | None]:

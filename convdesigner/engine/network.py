@@ -4,10 +4,12 @@ Gradients flow backwards along the plan; a block feeding several consumers gets 
 gradient is computed where nothing upstream learns (the input image, unless asked for).  A ReLU whose only input is
 a Conv2D or BatchNorm feeding nothing else is fused into it (fewer passes over the output, and one output kept instead
 of two), except while ``keep_activations`` asks for every block's own output. On the CPU, big batches run as parts on
-every core at once (:mod:`engine.replicas`), with the whole batch's results.
+every core at once, with the whole batch's results: in worker processes once a run is long enough
+(:mod:`engine.part_processes`), else on threads (:mod:`engine.replicas`).
 """
 from __future__ import annotations
 
+import os
 from collections import Counter
 from functools import lru_cache
 
@@ -19,6 +21,8 @@ from .backend import Backend, cpu_backend, cuda_backend
 from .cuda.status import device_status
 from .grad_pool import GradientPool
 from .layers import LAYER_CLASSES, Layer, Parameter
+from .part_processes import MIN_PART as PROCESS_PART
+from .part_processes import SPAWN_AFTER, PartProcesses, WorkerFailure
 from .replicas import MIN_PART, Replicas, splittable
 
 
@@ -110,9 +114,15 @@ class Network:
         self.keep_activations = False
         self.activations: dict[str, np.ndarray] = {}
         self.split_batches = hasattr(backend.k, "run_parts")  # batches split between the cores: engine.replicas
+        self.part_processes = True  # and their parts run in worker processes where they can: engine.part_processes
         self._splittable = {training: splittable(self, training, info.total_macs) for training in (False, True)}
         self._replicas: Replicas | None = None
+        self._processes: PartProcesses | None = None
+        self._process_batches = 0  # batches that could have split between processes (SPAWN_AFTER)
+        self._batchnorm = any(layer.kind == "BatchNorm" for layer in self.layers)
         self._parts: list[tuple[int, int]] | None = None  # how the last forward's batch was split, if it was
+        self._runner: Replicas | PartProcesses | None = None  # and what ran its parts
+        self._last: dict = {}  # the last forward's input and mode, and its targets: a step run again whole
         rng = np.random.default_rng(seed)
         for layer in self.layers:
             layer.init(rng)
@@ -145,22 +155,73 @@ class Network:
 
     # ------------------------------------------------------------------------------------------- running
     def _split(self, n: int, training: bool) -> list[tuple[int, int]] | None:
-        """The parts a batch of ``n`` runs as, one per core (None: whole), making the copies that run them."""
+        """The parts a batch of ``n`` runs as, one per core (None: whole), choosing what runs them: worker
+        processes where they serve and are ready, else threads (making the copies they run)."""
+        self._runner = None
         if not self.split_batches or self.keep_activations or not self._splittable[training]:
             return None
-        count = min(self.backend.k.parts(), n // MIN_PART[training])
+        cores = self.backend.k.parts()
+        count = min(cores, n // PROCESS_PART)
+        if count >= 2 and self._processes_serve(training) and self._ready_processes(cores):
+            self._runner = self._processes
+            return Replicas.parts(n, count)
+        count = min(cores, n // MIN_PART[training])
         if count < 2:
             return None
         if self._replicas is None or len(self._replicas.networks) < count:
             self._replicas = Replicas(self, count)
+            self._replicas.reseed(*self._seeded)
+        self._runner = self._replicas
         return self._replicas.parts(n, count)
+
+    def _processes_serve(self, training: bool) -> bool:
+        """Whether worker processes may run parts: on a POSIX system, unless they failed, and not in training
+        with BatchNorm (whose parts trade statistics, engine.replicas)."""
+        return (self.part_processes and os.name == "posix" and not (training and self._batchnorm)
+                and (self._processes is None or self._processes.failure is None))
+
+    def _ready_processes(self, cores: int) -> bool:
+        """Whether the workers are ready, starting them once SPAWN_AFTER batches could have used them."""
+        if self._processes is None:
+            self._process_batches += 1
+            if self._process_batches < SPAWN_AFTER:
+                return False
+            self._start_processes(cores)
+        return self._processes.ready()
+
+    def _start_processes(self, count: int) -> None:
+        self._processes = PartProcesses(self, count)
+        self._processes.reseed(list(self._seeded))
+
+    def start_part_processes(self, timeout: float = 120.0) -> str | None:
+        """Starts the worker processes now and waits until they are ready (a benchmark's steady state); returns
+        why they cannot run this network's parts, or None."""
+        if not (self.split_batches and self.backend.k.parts() > 1 and any(self._splittable.values())):
+            return "the network runs on one core or as one part"
+        if not self._processes_serve(False):
+            return self._processes.failure if self._processes is not None else "worker processes need POSIX"
+        if self._processes is None:
+            self._start_processes(self.backend.k.parts())
+        self._processes.wait(timeout)
+        return self._processes.failure
+
+    def _without_processes(self, error: WorkerFailure) -> None:
+        """After a worker failed mid-step: the workers stop, and the step runs again whole, here."""
+        self._processes.failed(error)
+        self._parts = self._runner = None
+        self._forward(self._last["x"], self._last["training"])
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """The values fed into the head (logits for SoftmaxCrossEntropy), shape (N, *output_shape)."""
         self._parts = parts = self._split(len(x), training)
+        self._last = {"x": x, "training": training}
         if parts is None:
             return self._forward(x, training)
-        return np.concatenate(self._replicas.run(lambda net, lo, hi: net._forward(x[lo:hi], training), parts))
+        try:
+            return np.concatenate(self._runner.forward(x, parts, training))
+        except WorkerFailure as error:
+            self._without_processes(error)
+            return self.backend.to_host(self._outputs[self._head])
 
     def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         outs = self._outputs
@@ -184,12 +245,16 @@ class Network:
     def loss(self, targets: np.ndarray) -> float:
         """Mean loss of the last forward against ``targets``; keeps dL/dy for :meth:`backward`."""
         parts = self._parts
+        self._last["targets"] = targets
         if parts is None:
             return self._loss(targets)
         if len(targets) != parts[-1][1]:
             raise ValueError(f"{len(targets)} targets for a batch of {parts[-1][1]} outputs; give one per sample")
-        values = [net._loss(targets[lo:hi]) for net, (lo, hi) in zip(self._replicas.networks, parts, strict=False)]
-        self._replicas.scale_loss_gradients(parts)
+        try:
+            values = self._runner.loss(targets, parts, backward=self._last["training"])
+        except WorkerFailure as error:
+            self._without_processes(error)
+            return self._loss(targets)
         return sum(v * (hi - lo) for v, (lo, hi) in zip(values, parts, strict=True)) / parts[-1][1]
 
     def _loss(self, targets: np.ndarray) -> float:
@@ -210,9 +275,13 @@ class Network:
             grad, whole = np.asarray(grad, np.float32), (parts[-1][1], *self.output_shape)
             if grad.shape != whole:
                 raise ValueError(f"the gradient must match the last output, {fmt(whole)}, not {fmt(grad.shape)}")
-        dxs = self._replicas.run(lambda net, lo, hi: net._backward(None if grad is None else grad[lo:hi], input_grad),
-                                 parts)
-        self._replicas.sum_gradients(len(parts))
+        try:
+            dxs = self._runner.backward(grad, parts, input_grad)
+        except WorkerFailure as error:
+            self._without_processes(error)
+            if grad is None:
+                self._loss(self._last["targets"])
+            return self._backward(grad, input_grad)
         return np.concatenate(dxs) if input_grad else None
 
     def _backward(self, grad: np.ndarray | None, input_grad: bool) -> np.ndarray | None:
@@ -320,8 +389,11 @@ class Network:
         """Dropout masks from np.random.default_rng([seed, epoch, batch]), so a run resumed at any batch repeats
         the same masks."""
         self.use_rng(np.random.default_rng([seed, epoch, batch]))
+        self._seeded = (seed, epoch, batch)  # what copies made later start from
         if self._replicas is not None:
             self._replicas.reseed(seed, epoch, batch)
+        if self._processes is not None:
+            self._processes.reseed([seed, epoch, batch])
 
     def use_rng(self, rng: np.random.Generator) -> None:
         """Dropout masks from ``rng`` (shared by every Dropout block)."""

@@ -1,5 +1,7 @@
 """Data parallelism on the CPU: a batch split between copies of the network, one per core, each running every
-block on its part single-threaded, side by side (blas_threads.run_parts).
+block on its part single-threaded, side by side (blas_threads.run_parts). These copies run on threads of this
+process: before a network's worker processes are ready (engine.part_processes, which take the parts over where
+they can), and for BatchNorm networks in training.
 
 Small images leave little for two cores to share inside one kernel: on two threads a LeNet-5 training step at batch
 64 took 1.6× as long as one thread's step at batch 32 (VGG-small 1.5×, the seed CNN 1.25×). Copies share the weight
@@ -129,18 +131,25 @@ class Replicas:
                     if layer.kind == "BatchNorm":
                         layer.sync = None
 
-    def scale_loss_gradients(self, parts: list[tuple[int, int]]) -> None:
-        """Each part's mean-loss gradient times its share of the batch: the parts' gradients then add up to the
-        whole batch's."""
+    def forward(self, x: np.ndarray, parts: list, training: bool) -> list[np.ndarray]:
+        return self.run(lambda net, lo, hi: net._forward(x[lo:hi], training), parts)
+
+    def loss(self, targets: np.ndarray, parts: list, backward: bool) -> list[float]:
+        """Each part's mean loss, its gradient times the part's share of the batch: the parts' gradients then add
+        up to the whole batch's. (``backward`` is for engine.part_processes, whose parts run it ahead.)"""
         n = parts[-1][1]
+        values = [net._loss(targets[lo:hi]) for net, (lo, hi) in zip(self.networks, parts, strict=False)]
         for net, (lo, hi) in zip(self.networks, parts, strict=False):
             np.multiply(net._loss_grad, np.float32((hi - lo) / n), out=net._loss_grad)
+        return values
 
-    def sum_gradients(self, used: int) -> None:
-        """The network's weight gradients += those of the first ``used - 1`` copies."""
+    def backward(self, grad: np.ndarray | None, parts: list, input_grad: bool) -> list[np.ndarray] | None:
+        """Every part's dL/dx (None without ``input_grad``); the network's weight gradients += the copies'."""
+        dxs = self.run(lambda net, lo, hi: net._backward(None if grad is None else grad[lo:hi], input_grad), parts)
         for i, p in enumerate(self.network.parameters()):
-            for copy in self.copies[:used - 1]:
+            for copy in self.copies[:len(parts) - 1]:
                 np.add(p.grad, copy._parameters[i].grad, out=p.grad)
+        return dxs if input_grad else None
 
     def reseed(self, seed: int, epoch: int, batch: int) -> None:
         """Dropout masks of copy k from np.random.default_rng([seed, epoch, batch, k])."""

@@ -66,6 +66,13 @@ def _alone(job):
         _local.serial = False
 
 
+def on_one_core(job):
+    """``job()`` with every kernel single-threaded and BLAS on one thread: one part of a batch split between
+    processes (engine.part_processes), the others running on the other cores."""
+    with _one_blas_thread():
+        return _alone(job)
+
+
 def run_parts(jobs: list) -> list:
     """Each ``job()`` on its own thread (the first on the calling one), all at once, every kernel inside them
     single-threaded (:func:`serial`) and BLAS on one thread where it can be held to one; their results in order. The

@@ -1,0 +1,97 @@
+"""A worker process of engine.part_processes: ``python -m convdesigner.engine.part_worker READ_FD WRITE_FD``.
+
+It reads one JSON line per call from READ_FD and answers each with one line on WRITE_FD: ``start`` (build the network
+from the graph's dict, its weights mapped from the shared file), ``io`` (map a new file of part arrays), ``forward``,
+``loss`` (then, when asked, the backward at once, answered with a second line) and ``backward``. A failing call is
+answered with its error and the worker waits for the next; it exits when its input ends (the network is gone).
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+
+class _Part:
+    """The network this worker runs, its shared arrays, and the calls it answers."""
+
+    def __init__(self, message: dict) -> None:
+        from ..graph.graph import Graph
+        from .network import compile
+        from .part_processes import SharedArrays
+        self.opener = SharedArrays.open
+        self.part = message["part"]
+        self.net = compile(Graph.from_dict(message["graph"]), seed=0)
+        self.net.split_batches = False
+        weights = self.opener(message["weights"])
+        arrays = iter(weights[f"v{i}"] for i in range(len(weights.layout)))
+        for p in self.net.parameters():
+            p.value = next(arrays)
+        for layer in self.net.layers:
+            for name in list(layer.state):
+                layer.state[name] = next(arrays)
+        self.io = None
+
+    def io_(self, message: dict) -> dict:
+        self.io = self.opener(message["io"])
+        return {}
+
+    def forward(self, message: dict) -> dict:
+        from .cpu.blas_threads import on_one_core
+        if message["rng"] is not None:
+            self.net.use_rng(np.random.default_rng([*message["rng"], self.part]))
+        n, training = message["n"], message["training"]
+        np.copyto(self.io["y"][:n], on_one_core(lambda: self.net._forward(self.io["x"][:n], training)))
+        return {}
+
+    def loss(self, message: dict) -> dict:
+        dtype, shape = np.dtype(message["dtype"]), tuple(message["shape"])
+        count = int(np.prod(shape)) * dtype.itemsize
+        targets = self.io["t"][:count].view(dtype).reshape(shape)
+        value = self.net._loss(targets)
+        np.multiply(self.net._loss_grad, np.float32(message["scale"]), out=self.net._loss_grad)
+        return {"loss": value}
+
+    def backward(self, message: dict) -> dict:
+        from .cpu.blas_threads import on_one_core
+        n = len(self.net._outputs[self.net._head])
+        grad = self.io["dy"][:n] if message["grad"] else None
+        dx = on_one_core(lambda: self.net._backward(grad, message["input_grad"]))
+        for i, p in enumerate(self.net.parameters()):
+            np.copyto(self.io[f"g{i}"], p.grad)
+        if dx is not None:
+            np.copyto(self.io["dx"][:n], dx)
+        return {}
+
+
+def serve(pipe) -> None:
+    say, part = pipe.send, None
+    while (message := pipe.receive()) is not None:
+        op = message["op"]
+        answers = 2 if op == "loss" and message["backward"] else 1
+        try:
+            if op == "start":
+                part = _Part(message)
+                say({})
+                continue
+            calls = {"io": part.io_, "forward": part.forward, "loss": part.loss, "backward": part.backward}
+            say(calls[op](message))
+            answers -= 1
+            if answers:
+                say(part.backward({"grad": False, "input_grad": False}))
+        except Exception as error:  # noqa: BLE001 - every failure is answered; the main process decides
+            for _ in range(answers):
+                say({"error": f"{type(error).__name__}: {error}"})
+
+
+def main(argv: list[str]) -> int:
+    from .part_processes import Pipe
+    try:
+        serve(Pipe(int(argv[0]), int(argv[1])))
+    except BrokenPipeError:
+        pass  # the main process has gone
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,139 @@
+"""Parts of split batches run in worker processes (engine/part_processes.py) give the whole batch's numbers, and a
+worker that cannot start or stops costs nothing but speed."""
+import gc
+import time
+
+import numpy as np
+import pytest
+
+from convdesigner.engine import compile, part_processes, replicas
+from convdesigner.engine.optimizers import make_optimizer
+from convdesigner.engine.part_processes import MIN_PART, PartProcesses
+from convdesigner.graph.templates import build
+
+BATCH = 2 * MIN_PART + 5  # two uneven parts
+
+
+@pytest.fixture
+def two_cores(monkeypatch):
+    """Two parts whatever this machine's core count."""
+    net = compile(build("lenet5"))
+    monkeypatch.setattr(net.backend.k, "parts", lambda: 2)
+
+
+def _batch(net, n=BATCH, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n,) + net.input_shape).astype(np.float32), rng.integers(0, 10, n)
+
+
+def _step(net, x, labels, input_grad=True):
+    y = net.forward(x, training=True)
+    loss = net.loss(labels)
+    dx = net.backward(input_grad=input_grad)
+    return y, loss, dx, [p.grad.copy() for p in net.parameters()]
+
+
+def _pair(key="lenet5"):
+    """A network with its workers ready, and the same network run whole."""
+    split, whole = compile(build(key), seed=0), compile(build(key), seed=0)
+    whole.split_batches = False
+    assert split.start_part_processes() is None
+    return split, whole
+
+
+def _close(got, want):
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
+    assert got[1] == pytest.approx(want[1], rel=1e-6)
+    if want[2] is not None:
+        np.testing.assert_allclose(got[2], want[2], rtol=1e-4, atol=1e-8)
+    for a, b in zip(got[3], want[3], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_parts_in_a_worker_give_the_whole_batch_logits_loss_and_gradients(two_cores):
+    split, whole = _pair()
+    x, labels = _batch(split)
+    for input_grad in (False, True):  # the worker's backward runs ahead of the call, or waits for it
+        got, want = _step(split, x, labels, input_grad), _step(whole, x, labels, input_grad)
+        assert isinstance(split._runner, PartProcesses) and split._parts == [(0, BATCH // 2), (BATCH // 2, BATCH)]
+        _close(got, want)
+    np.testing.assert_allclose(split.forward(x), whole.forward(x), rtol=1e-5, atol=1e-5)
+    grad = np.random.default_rng(2).normal(size=(BATCH, 10)).astype(np.float32)
+    np.testing.assert_allclose(split.backward(grad), whole.backward(grad), rtol=1e-4, atol=1e-5)
+    split.loss(labels)  # an evaluation's loss: nothing runs ahead, nothing is left owed
+    np.testing.assert_allclose(split.forward(x[:70]), whole.forward(x[:70]), rtol=1e-5, atol=1e-5)  # a bigger part
+    assert split._processes.failure is None
+
+
+def test_dropout_in_a_worker_draws_the_masks_the_threads_draw(two_cores, monkeypatch):
+    monkeypatch.setitem(replicas.MIN_PART, True, MIN_PART)  # the threads split this batch the same way
+
+    def train(processes):
+        net = compile(build("seed-cnn"), seed=3)
+        net.part_processes = processes
+        if processes:
+            assert net.start_part_processes() is None
+        opt = make_optimizer("sgd", net.parameters(), 0.01)
+        x, labels = _batch(net)
+        for b in range(2):
+            net.reseed(3, 0, b)
+            net.forward(x, training=True)
+            net.loss(labels)
+            net.backward(input_grad=False)
+            opt.step()
+        assert isinstance(net._runner, PartProcesses) == processes and net._parts is not None
+        return [p.value.copy() for p in net.parameters()]
+
+    for a, b in zip(train(True), train(False), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_workers_start_only_for_a_long_run_and_batchnorm_trains_on_threads(two_cores):
+    net = compile(build("resnet-small"), seed=0)
+    whole = compile(build("resnet-small"), seed=0)
+    whole.split_batches = False
+    x, labels = _batch(net)
+    for _ in range(part_processes.SPAWN_AFTER - 1):
+        net.forward(x[:2 * MIN_PART])
+    assert net._processes is None
+    net.forward(x)
+    assert net._processes is not None and net._processes.wait()
+    np.testing.assert_allclose(net.forward(x), whole.forward(x), rtol=1e-4, atol=1e-5)
+    assert isinstance(net._runner, PartProcesses)  # evaluation reads the running statistics: no exchange
+    net.forward(x, training=True)
+    assert not isinstance(net._runner, PartProcesses)
+
+
+def test_a_worker_that_stops_mid_step_leaves_the_step_whole_and_the_network_on_threads(two_cores):
+    split, whole = _pair()
+    x, labels = _batch(split)
+    _step(split, x, labels)
+    _step(whole, x, labels)
+    worker = split._processes.workers[0].process
+    split.forward(x, training=True)
+    worker.kill()
+    worker.wait()
+    _close(_step(split, x, labels), _step(whole, x, labels))
+    assert "worker process 1" in split._processes.failure and "exit code -9" in split._processes.failure
+    assert not isinstance(split._runner, PartProcesses) and split._processes.workers == []
+    assert split.start_part_processes() == split._processes.failure  # and it is not tried again
+
+
+def test_a_worker_that_cannot_start_costs_only_speed(two_cores, monkeypatch):
+    monkeypatch.setattr(part_processes.sys, "executable", "/nonexistent/python")
+    split, whole = compile(build("lenet5"), seed=0), compile(build("lenet5"), seed=0)
+    whole.split_batches = False
+    assert "could not start the engine's worker processes" in split.start_part_processes()
+    x, labels = _batch(split)
+    _close(_step(split, x, labels), _step(whole, x, labels))
+
+
+def test_workers_end_with_their_network(two_cores):
+    net, _ = _pair()
+    process = net._processes.workers[0].process
+    del net
+    gc.collect()
+    end = time.monotonic() + 10
+    while process.poll() is None and time.monotonic() < end:
+        time.sleep(0.05)
+    assert process.poll() == 0
