@@ -10,6 +10,7 @@ every core at once, with the whole batch's results: in worker processes once a r
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter
 from functools import lru_cache
 
@@ -175,9 +176,11 @@ class Network:
         return self._replicas.parts(n, count)
 
     def _processes_serve(self, training: bool) -> bool:
-        """Whether worker processes may run parts: on a POSIX system, unless they failed, and not in training
-        with BatchNorm (whose parts trade statistics, engine.replicas)."""
-        return (self.part_processes and os.name == "posix" and not (training and self._batchnorm)
+        """Whether worker processes may run parts: on a POSIX system, from a Python that can run a module (not a
+        frozen application), unless they failed, and not in training with BatchNorm (whose parts trade
+        statistics, engine.replicas)."""
+        return (self.part_processes and os.name == "posix" and not getattr(sys, "frozen", False)
+                and not (training and self._batchnorm)
                 and (self._processes is None or self._processes.failure is None))
 
     def _ready_processes(self, cores: int) -> bool:
@@ -199,7 +202,8 @@ class Network:
         if not (self.split_batches and self.backend.k.parts() > 1 and any(self._splittable.values())):
             return "the network runs on one core or as one part"
         if not self._processes_serve(False):
-            return self._processes.failure if self._processes is not None else "worker processes need POSIX"
+            return self._processes.failure if self._processes is not None else \
+                "worker processes need a POSIX system and a Python that is not a frozen application"
         if self._processes is None:
             self._start_processes(self.backend.k.parts())
         self._processes.wait(timeout)

@@ -169,7 +169,9 @@ class _Worker:
         self.io: SharedArrays | None = None
         self._log = tempfile.TemporaryFile()
         to_worker, from_worker = os.pipe(), os.pipe()
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1",  # and this very copy of convdesigner imported
+               "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "convdesigner.engine.part_worker", str(to_worker[0]), str(from_worker[1])],
