@@ -117,6 +117,7 @@ class Network:
         self.split_batches = hasattr(backend.k, "run_parts")  # batches split between the cores: engine.replicas
         self.part_processes = True  # and their parts run in worker processes where they can: engine.part_processes
         self._splittable = {training: splittable(self, training, info.total_macs) for training in (False, True)}
+        self._splittable["processes"] = splittable(self, True, info.total_macs, threads=False)
         self._replicas: Replicas | None = None
         self._processes: PartProcesses | None = None
         self._process_batches = 0  # batches that could have split between processes (SPAWN_AFTER)
@@ -159,15 +160,15 @@ class Network:
         """The parts a batch of ``n`` runs as, one per core (None: whole), choosing what runs them: worker
         processes where they serve and are ready, else threads (making the copies they run)."""
         self._runner = None
-        if not self.split_batches or self.keep_activations or not self._splittable[training]:
+        if not self.split_batches or self.keep_activations:
             return None
         cores = self.backend.k.parts()
         count = min(cores, n // PROCESS_PART)
-        if count >= 2 and self._processes_serve(training) and self._ready_processes(cores):
+        if count >= 2 and self._processes_serve() and self._ready_processes(cores):
             self._runner = self._processes
             return Replicas.parts(n, count)
         count = min(cores, n // MIN_PART[training])
-        if count < 2:
+        if count < 2 or not self._splittable[training]:
             return None
         if self._replicas is None or len(self._replicas.networks) < count:
             self._replicas = Replicas(self, count)
@@ -175,12 +176,11 @@ class Network:
         self._runner = self._replicas
         return self._replicas.parts(n, count)
 
-    def _processes_serve(self, training: bool) -> bool:
-        """Whether worker processes may run parts: on a POSIX system, from a Python that can run a module (not a
-        frozen application), unless they failed, and not in training with BatchNorm (whose parts trade
-        statistics, engine.replicas)."""
-        return (self.part_processes and os.name == "posix" and not getattr(sys, "frozen", False)
-                and not (training and self._batchnorm)
+    def _processes_serve(self) -> bool:
+        """Whether worker processes may run parts: where the network splits at all, on a POSIX system, from a
+        Python that can run a module (not a frozen application), unless they failed."""
+        return (self.part_processes and self._splittable["processes"] and os.name == "posix"
+                and not getattr(sys, "frozen", False)
                 and (self._processes is None or self._processes.failure is None))
 
     def _ready_processes(self, cores: int) -> bool:
@@ -199,9 +199,9 @@ class Network:
     def start_part_processes(self, timeout: float = 120.0) -> str | None:
         """Starts the worker processes now and waits until they are ready (a benchmark's steady state); returns
         why they cannot run this network's parts, or None."""
-        if not (self.split_batches and self.backend.k.parts() > 1 and any(self._splittable.values())):
+        if not (self.split_batches and self.backend.k.parts() > 1 and self._splittable["processes"]):
             return "the network runs on one core or as one part"
-        if not self._processes_serve(False):
+        if not self._processes_serve():
             return self._processes.failure if self._processes is not None else \
                 "worker processes need a POSIX system and a Python that is not a frozen application"
         if self._processes is None:

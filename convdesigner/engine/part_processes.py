@@ -6,12 +6,14 @@ in two processes they ran no slower (two cores). A worker (engine.part_worker) b
 graph's dict and maps its weights from a file this process writes before every forward (in /dev/shm where there is
 one); its inputs, outputs, targets and gradients pass through a second file of its own, and one JSON line each way
 over a pipe says what to run. Its loss gradient is scaled by its share of the batch and its weight gradients are
-added to the network's, so the results are the whole batch's, as with engine.replicas' threads.
+added to the network's; in training its BatchNorm blocks trade statistics and gradient sums with part 0's through
+the same pipe and files (:class:`HubSeat`, part_worker.SpokeSeat). The results are the whole batch's, the very
+numbers engine.replicas' threads give.
 
-Workers start in the background once a network has split SPAWN_AFTER batches (their start takes 1-3 s) and the
-threads run the batches until every worker is ready. BatchNorm networks in training stay on the threads (their
-parts trade statistics at every BatchNorm). A worker that cannot start or stops is shut down with the others and the
-network runs on without them (the step it failed in is run again whole); ``failure`` keeps why.
+Workers start in the background once a network has split SPAWN_AFTER batches (their start takes about 1 s with
+Numba's cache filled) and the threads run the batches until every worker is ready. A worker that cannot start or
+stops is shut down with the others and the network runs on without them (the step it failed in is run again
+whole); ``failure`` keeps why.
 """
 from __future__ import annotations
 
@@ -25,13 +27,15 @@ import sys
 import tempfile
 import time
 import weakref
+from contextlib import contextmanager
 
 import numpy as np
 
 from .cpu.blas_threads import on_one_core
 
-# Samples per part below which a batch runs whole or on threads: in parts of 32 LeNet-5, the seed CNN and VGG-small
-# trained at batch 64 1.2-1.4× as fast as whole on two cores (threads: 0.9-1.0×).
+# Samples per part below which a batch runs whole or on threads. In parts of 32 on two cores, against the threads
+# (whole at batch 64 in training), medians of interleaved rounds: training at batch 64 ran 1.0-1.3× as fast
+# (LeNet-5, the seed CNN, VGG-small, EfficientNet- and DenseNet-small; ResNet-small 0.98), inference 1.0-1.45×.
 MIN_PART = 32
 # Split batches after which a network starts its workers: a training epoch or a long evaluation, not a test's step.
 SPAWN_AFTER = 20
@@ -142,11 +146,13 @@ class SharedArrays:
 
 def io_specs(shapes: tuple, capacity: int) -> dict:
     """The arrays a worker's part passes through: input, output, their gradients, targets, weight gradients
-    (``shapes``: the network's input shape, output shape and weight shapes)."""
-    input_shape, output_shape, weights = shapes
+    and the values of BatchNorm exchanges, its own and every part's (``shapes``: the network's input shape, output
+    shape and weight shapes, the most numbers one part brings to an exchange, and the number of parts)."""
+    input_shape, output_shape, weights, exchange, parts = shapes
     inputs, outputs = (capacity, *input_shape), (capacity, *output_shape)
     specs = {"x": (inputs, "f4"), "dx": (inputs, "f4"), "y": (outputs, "f4"), "dy": (outputs, "f4"),
-             "t": ((capacity * math.prod(output_shape) * 8,), "u1")}
+             "t": ((capacity * math.prod(output_shape) * 8,), "u1"),
+             "s": ((exchange,), "f8"), "r": ((exchange * parts,), "f8")}
     specs.update({f"g{i}": (shape, "f4") for i, shape in enumerate(weights)})
     return specs
 
@@ -160,12 +166,58 @@ def weight_arrays(network) -> list[np.ndarray]:
     return [p.value for p in network.parameters()] + network.states()
 
 
+def pack(value: tuple, out: np.ndarray) -> list:
+    """Writes a tuple of numbers and arrays into the float64 array ``out`` (exactly: every float32 and int is a
+    float64); returns how :func:`unpack` reads it back."""
+    spec, at = [], 0
+    for item in value:
+        a = np.asarray(item)
+        out[at:at + a.size] = a.ravel()
+        spec.append([list(a.shape), a.dtype.str])
+        at += a.size
+    return spec
+
+
+def unpack(spec: list, data: np.ndarray) -> tuple:
+    items, at = [], 0
+    for shape, dtype in spec:
+        size = math.prod(shape)
+        a = data[at:at + size].astype(dtype).reshape(shape)
+        items.append(a.item() if not shape else a)
+        at += size
+    return tuple(items)
+
+
+class HubSeat:
+    """Part 0's place at the BatchNorm exchanges of a step split between processes (replicas.Seat's contract):
+    it takes each worker's values, then hands every part's values to every worker."""
+
+    part = 0
+
+    def __init__(self, workers: list) -> None:
+        self.workers = workers
+
+    def gather(self, value) -> list:
+        values = [value]
+        for worker in self.workers:
+            values.append(unpack(worker.gathering(), worker.io["s"]))
+        for worker in self.workers:
+            at, specs = 0, []
+            for v in values:
+                specs.append([at, pack(v, worker.io["r"][at:])])
+                at += sum(math.prod(shape) for shape, _ in specs[-1][1])
+            worker.pipe.send({"values": specs})
+        return values
+
+
 class _Worker:
     """One worker process running part ``part`` of each split batch, and the pipes to it."""
 
-    def __init__(self, network, weights: SharedArrays, part: int) -> None:
+    def __init__(self, network, weights: SharedArrays, part: int, parts: int) -> None:
         self.part, self.pending = part, 0
-        self.shapes = (network.input_shape, network.output_shape, [p.value.shape for p in network.parameters()])
+        channels = [layer.input_shapes[0][0] for layer in network.layers if layer.kind == "BatchNorm"]
+        self.shapes = (network.input_shape, network.output_shape, [p.value.shape for p in network.parameters()],
+                       1 + 2 * max(channels, default=0), parts)
         self.io: SharedArrays | None = None
         self._log = tempfile.TemporaryFile()
         to_worker, from_worker = os.pipe(), os.pipe()
@@ -198,11 +250,31 @@ class _Worker:
         """Whether an answer waits to be read (without blocking)."""
         return self.pipe.ready()
 
-    def reply(self, strict: bool = True) -> dict:
-        """The next answer; WorkerFailure if the worker has stopped or (``strict``) answered an error."""
+    def _receive(self) -> dict:
+        """The next message; a worker waiting at a BatchNorm exchange that this step will not reach (this part
+        failed before it) is told to give up, and the next message read."""
+        while True:
+            message = self.pipe.receive()
+            if message is None:
+                raise self._stopped("stopped")
+            if "gather" not in message:
+                return message
+            self.pipe.send({"abort": True})
+
+    def gathering(self) -> list:
+        """The spec of the values this worker brings to a BatchNorm exchange (in its ``s`` array)."""
         message = self.pipe.receive()
         if message is None:
             raise self._stopped("stopped")
+        if "gather" not in message:
+            self.pending -= 1
+            raise WorkerFailure(f"the engine's worker process {self.part} failed: "
+                                f"{message.get('error', 'it skipped a BatchNorm exchange')}")
+        return message["gather"]
+
+    def reply(self, strict: bool = True) -> dict:
+        """The next answer; WorkerFailure if the worker has stopped or (``strict``) answered an error."""
+        message = self._receive()
         self.pending -= 1
         if strict and "error" in message:
             raise WorkerFailure(f"the engine's worker process {self.part} failed: {message['error']}")
@@ -267,7 +339,7 @@ class PartProcesses:
         try:
             self.weights = SharedArrays.create(weight_specs(network))
             for part in range(1, count):
-                self.workers.append(_Worker(network, self.weights, part))
+                self.workers.append(_Worker(network, self.weights, part, count))
         except OSError as error:
             self._fail(f"could not start the engine's worker processes ({error})")
         self._finalizer = weakref.finalize(self, _stop, list(self.workers))
@@ -316,6 +388,19 @@ class PartProcesses:
         """Dropout masks of part k from np.random.default_rng([*key, k]) from the next forward on (as replicas')."""
         self._rng = key
 
+    @contextmanager
+    def _seated(self, parts: list, training: bool):
+        """Meanwhile, in training, the network's BatchNorm blocks exchange with this step's workers."""
+        norms = [layer for layer in self.network.layers if layer.kind == "BatchNorm"] if training else []
+        seat = HubSeat([worker for worker, _ in self._others(parts)])
+        for layer in norms:
+            layer.sync = seat
+        try:
+            yield
+        finally:
+            for layer in norms:
+                layer.sync = None
+
     def _others(self, parts):
         return zip(self.workers, parts[1:], strict=False)
 
@@ -328,7 +413,8 @@ class PartProcesses:
             worker.send(op="forward", n=hi - lo, training=training, rng=self._rng)
         self._rng, self._eager = None, False
         lo, hi = parts[0]
-        outputs = [on_one_core(lambda: self.network._forward(x[lo:hi], training))]
+        with self._seated(parts, training):
+            outputs = [on_one_core(lambda: self.network._forward(x[lo:hi], training))]
         for worker, (lo, hi) in self._others(parts):
             worker.reply()
             outputs.append(worker.io["y"][:hi - lo])
@@ -361,7 +447,8 @@ class PartProcesses:
                     np.copyto(worker.io["dy"][:hi - lo], grad[lo:hi])
                 worker.send(op="backward", grad=grad is not None, input_grad=input_grad)
         lo, hi = parts[0]
-        dxs = [on_one_core(lambda: self.network._backward(None if grad is None else grad[lo:hi], input_grad))]
+        with self._seated(parts, self.network._last["training"]):
+            dxs = [on_one_core(lambda: self.network._backward(None if grad is None else grad[lo:hi], input_grad))]
         for worker, (lo, hi) in self._others(parts):
             worker.reply()
             if input_grad:

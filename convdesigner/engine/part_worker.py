@@ -12,10 +12,26 @@ import sys
 import numpy as np
 
 
+class SpokeSeat:
+    """A worker's place at the BatchNorm exchanges of a split training step (replicas.Seat's contract): it hands
+    its values to part 0 (engine.part_processes.HubSeat) and gets every part's back."""
+
+    def __init__(self, pipe, io, part: int) -> None:
+        self.pipe, self.io, self.part = pipe, io, part
+
+    def gather(self, value) -> list:
+        from .part_processes import pack, unpack
+        self.pipe.send({"gather": pack(value, self.io["s"])})
+        message = self.pipe.receive()
+        if message is None or "abort" in message:
+            raise RuntimeError("part 0 of the step stopped before this exchange")
+        return [unpack(spec, self.io["r"][at:]) for at, spec in message["values"]]
+
+
 class _Part:
     """The network this worker runs, its shared arrays, and the calls it answers."""
 
-    def __init__(self, message: dict) -> None:
+    def __init__(self, message: dict, pipe) -> None:
         from ..graph.graph import Graph
         from .network import compile
         from .part_processes import SharedArrays
@@ -31,6 +47,19 @@ class _Part:
             for name in list(layer.state):
                 layer.state[name] = next(arrays)
         self.io = None
+        self.pipe, self.training = pipe, False
+        self.norms = [layer for layer in self.net.layers if layer.kind == "BatchNorm"]
+
+    def _seated(self, run):
+        """``run()`` with the BatchNorm blocks at the step's exchanges when the last forward trained."""
+        seat = SpokeSeat(self.pipe, self.io, self.part) if self.training and self.norms else None
+        for layer in self.norms:
+            layer.sync = seat
+        try:
+            return run()
+        finally:
+            for layer in self.norms:
+                layer.sync = None
 
     def io_(self, message: dict) -> dict:
         self.io = self.opener(message["io"])
@@ -40,8 +69,9 @@ class _Part:
         from .cpu.blas_threads import on_one_core
         if message["rng"] is not None:
             self.net.use_rng(np.random.default_rng([*message["rng"], self.part]))
-        n, training = message["n"], message["training"]
-        np.copyto(self.io["y"][:n], on_one_core(lambda: self.net._forward(self.io["x"][:n], training)))
+        n, self.training = message["n"], message["training"]
+        y = self._seated(lambda: on_one_core(lambda: self.net._forward(self.io["x"][:n], self.training)))
+        np.copyto(self.io["y"][:n], y)
         return {}
 
     def loss(self, message: dict) -> dict:
@@ -56,7 +86,7 @@ class _Part:
         from .cpu.blas_threads import on_one_core
         n = len(self.net._outputs[self.net._head])
         grad = self.io["dy"][:n] if message["grad"] else None
-        dx = on_one_core(lambda: self.net._backward(grad, message["input_grad"]))
+        dx = self._seated(lambda: on_one_core(lambda: self.net._backward(grad, message["input_grad"])))
         for i, p in enumerate(self.net.parameters()):
             np.copyto(self.io[f"g{i}"], p.grad)
         if dx is not None:
@@ -71,7 +101,7 @@ def serve(pipe) -> None:
         answers = 2 if op == "loss" and message["backward"] else 1
         try:
             if op == "start":
-                part = _Part(message)
+                part = _Part(message, pipe)
                 say({})
                 continue
             calls = {"io": part.io_, "forward": part.forward, "loss": part.loss, "backward": part.backward}

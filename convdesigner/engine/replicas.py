@@ -29,15 +29,16 @@ MIN_PART = {True: 64, False: 32}
 LIGHT_BLOCKS = 200_000
 
 
-def splittable(network, training: bool, macs: int) -> bool:
+def splittable(network, training: bool, macs: int, threads: bool = True) -> bool:
     """Whether ``network`` (``macs`` multiply-adds a sample) may run as parts: its kernels run on any thread
     (grouped convolutions only depthwise: the direct grouped loops use numba's parallel layer, which allows one
-    thread at a time), and in training with BatchNorm, its blocks are light (LIGHT_BLOCKS)."""
+    thread at a time), and on ``threads`` of this process in training with BatchNorm, its blocks are light
+    (LIGHT_BLOCKS; worker processes, engine.part_processes, wait for each other at a BatchNorm without the GIL)."""
     if any(layer.kind == "Conv2D" and layer.params["groups"] not in (1, layer.input_shapes[0][0])
            for layer in network.layers):
         return False
     batchnorm = any(layer.kind == "BatchNorm" for layer in network.layers)
-    return not (training and batchnorm and macs >= LIGHT_BLOCKS * len(network.layers))
+    return not (threads and training and batchnorm and macs >= LIGHT_BLOCKS * len(network.layers))
 
 
 class Exchange:

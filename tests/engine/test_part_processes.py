@@ -88,7 +88,7 @@ def test_dropout_in_a_worker_draws_the_masks_the_threads_draw(two_cores, monkeyp
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_workers_start_only_for_a_long_run_and_batchnorm_trains_on_threads(two_cores):
+def test_workers_start_only_for_a_long_run(two_cores):
     net = compile(build("resnet-small"), seed=0)
     whole = compile(build("resnet-small"), seed=0)
     whole.split_batches = False
@@ -99,9 +99,51 @@ def test_workers_start_only_for_a_long_run_and_batchnorm_trains_on_threads(two_c
     net.forward(x)
     assert net._processes is not None and net._processes.wait()
     np.testing.assert_allclose(net.forward(x), whole.forward(x), rtol=1e-4, atol=1e-5)
-    assert isinstance(net._runner, PartProcesses)  # evaluation reads the running statistics: no exchange
-    net.forward(x, training=True)
-    assert not isinstance(net._runner, PartProcesses)
+    assert isinstance(net._runner, PartProcesses)
+
+
+def _thread_twin(key, monkeypatch):
+    """``key`` split on threads into the parts the processes use, BatchNorm blocks however heavy."""
+    monkeypatch.setitem(replicas.MIN_PART, True, MIN_PART)
+    net = compile(build(key), seed=0)
+    net.part_processes = False
+    net._splittable[True] = True
+    return net
+
+
+@pytest.mark.parametrize("key", ["resnet-small", "densenet-small"])
+def test_batchnorm_in_workers_trades_statistics_as_the_threads_do(two_cores, monkeypatch, key):
+    split, threads = compile(build(key), seed=0), _thread_twin(key, monkeypatch)
+    assert split.start_part_processes() is None
+    x, labels = _batch(split)
+    for _ in range(2):  # the second step from the weights and running statistics the first one left
+        got, want = _step(split, x, labels), _step(threads, x, labels)
+        assert isinstance(split._runner, PartProcesses) and isinstance(threads._runner, replicas.Replicas)
+        assert got[1] == want[1]
+        for a, b in [(got[0], want[0]), (got[2], want[2]), *zip(got[3], want[3]),
+                     *zip(split.states(), threads.states())]:
+            np.testing.assert_array_equal(a, b)  # the same numbers in the same order
+        for net in (split, threads):
+            for p in net.parameters():
+                p.value -= 0.1 * p.grad
+
+
+def test_a_step_that_fails_here_before_an_exchange_leaves_the_workers_ready(two_cores, monkeypatch):
+    split, threads = compile(build("resnet-small"), seed=0), _thread_twin("resnet-small", monkeypatch)
+    assert split.start_part_processes() is None
+    x, labels = _batch(split)
+    bn = next(layer for layer in split.layers if layer.kind == "BatchNorm")
+
+    def broken(xs, training):
+        raise MemoryError("no room for this part")
+
+    bn.forward = broken
+    with pytest.raises(MemoryError, match="no room for this part"):
+        split.forward(x, training=True)  # the worker now waits at that BatchNorm's exchange
+    del bn.forward
+    got, want = _step(split, x, labels), _step(threads, x, labels)
+    assert isinstance(split._runner, PartProcesses) and split._processes.failure is None
+    np.testing.assert_array_equal(got[3][0], want[3][0])
 
 
 def test_a_worker_that_stops_mid_step_leaves_the_step_whole_and_the_network_on_threads(two_cores):
