@@ -120,8 +120,8 @@ def test_batchnorm_in_workers_trades_statistics_as_the_threads_do(two_cores, mon
         got, want = _step(split, x, labels), _step(threads, x, labels)
         assert isinstance(split._runner, PartProcesses) and isinstance(threads._runner, replicas.Replicas)
         assert got[1] == want[1]
-        for a, b in [(got[0], want[0]), (got[2], want[2]), *zip(got[3], want[3]),
-                     *zip(split.states(), threads.states())]:
+        for a, b in [(got[0], want[0]), (got[2], want[2]), *zip(got[3], want[3], strict=True),
+                     *zip(split.states(), threads.states(), strict=True)]:
             np.testing.assert_array_equal(a, b)  # the same numbers in the same order
         for net in (split, threads):
             for p in net.parameters():
