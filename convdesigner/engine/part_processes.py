@@ -232,6 +232,7 @@ class _Worker:
         except OSError:
             os.close(to_worker[1])
             os.close(from_worker[0])
+            self._log.close()
             raise
         finally:
             os.close(to_worker[0])
@@ -312,18 +313,20 @@ class _Worker:
                              f"{': ' + ' / '.join(tail) if tail else ''}")
 
 
-def _stop(workers: list[_Worker]) -> None:
-    """Closes the pipes (a worker exits when its input ends) and makes sure every worker has gone."""
+_exiting: list[subprocess.Popen] = []  # workers told to stop, reaped later
+
+
+def _stop(workers: list[_Worker], kill: bool = False) -> None:
+    """Closes the pipes: a worker exits when its input ends, which this does not wait for (its Python takes
+    0.3-0.5 s to wind down, at every exit of a program that trained); ``kill``: a failed worker is ended now."""
+    _exiting[:] = [process for process in _exiting if process.poll() is None]
     for worker in workers:
-        worker.pipe.close_writing()
-    for worker in workers:
-        try:
-            worker.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-            worker.process.wait()
         worker.pipe.close()
         worker._log.close()
+        if kill and worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait()
+        _exiting.append(worker.process)
 
 
 class PartProcesses:
@@ -375,7 +378,7 @@ class PartProcesses:
     def _fail(self, why: str) -> None:
         self.failure, self._ready = why, False
         if self.workers:
-            _stop(self.workers)
+            _stop(self.workers, kill=True)
             self.workers = []
         if hasattr(self, "weights"):
             self.weights.unlink()
