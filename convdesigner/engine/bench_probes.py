@@ -76,16 +76,18 @@ def status_kib(field: str, pid: int | str = "self") -> int:
     raise OSError(f"/proc/{pid}/status has no {field}")
 
 
-def _reset_peak() -> None:
+def _reset_peak(pid: int | str = "self") -> None:
     """Sets VmHWM back to the current resident set (Linux, 'echo 5 > /proc/self/clear_refs')."""
-    with open("/proc/self/clear_refs", "w") as f:
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
         f.write("5")
 
 
 def measure_step_memory(engine: str, template: str, batch: int, threads: int) -> dict:
     """In this process (a fresh child): peak resident growth in MiB of building ``template`` and taking three
     training steps at ``batch`` on ``engine`` ('ours' or 'torch'), after a warm-up step at batch 2 on a throw-away
-    copy, so that loading compiled kernels and the library's own start-up are not counted."""
+    copy, so that loading compiled kernels and the library's own start-up are not counted. Ours with its worker
+    processes running the batch's other parts (engine.part_processes), as in a long run: their growth from when they
+    were ready (their Python and kernels loaded) is added."""
     import numba
 
     from ..graph.templates import build
@@ -101,17 +103,21 @@ def measure_step_memory(engine: str, template: str, batch: int, threads: int) ->
         x, labels = bench.random_batch(net.input_shape, int(np.prod(net.output_shape)), size)
         train, _ = (bench.ours_steps(net, x, labels) if torch is None
                     else bench.TorchTwin(torch, graph, net).steps(x, labels))
-        if torch is not None:
-            del net
-        return train
+        return train, (net if torch is None else None)
 
-    steps(2)()
+    steps(2)[0]()
     base = status_kib("VmRSS")
     _reset_peak()
-    train = steps(batch)
+    train, net = steps(batch)
+    workers = []
+    if net is not None and net.start_part_processes() is None:
+        workers = [(pid, status_kib("VmRSS", pid)) for pid in net._processes.pids()]
+        for pid, _ in workers:
+            _reset_peak(pid)
     for _ in range(3):
         train()
-    return {"mib": (status_kib("VmHWM") - base) / 1024}
+    grown = status_kib("VmHWM") - base + sum(status_kib("VmHWM", pid) - rss for pid, rss in workers)
+    return {"mib": grown / 1024}
 
 
 def step_memory(template: str, batch: int, threads: int, with_torch: bool) -> tuple[float, float | None]:

@@ -46,9 +46,26 @@ class _Part:
         for layer in self.net.layers:
             for name in list(layer.state):
                 layer.state[name] = next(arrays)
+        self._warm_up()
         self.io = None
         self.pipe, self.training = pipe, False
         self.norms = [layer for layer in self.net.layers if layer.kind == "BatchNorm"]
+
+    def _warm_up(self) -> None:
+        """A training step and an evaluation on two samples: the kernels load now, while the network still runs
+        its batches whole, not in the first part it is given (the weights are overwritten before every part)."""
+        from .cpu.blas_threads import on_one_core
+        from .metrics import targets
+        x = np.zeros((2, *self.net.input_shape), np.float32)
+        labels = targets(self.net.loss_kind, np.zeros(2, np.int64), int(np.prod(self.net.output_shape)))
+
+        def step():
+            self.net._forward(x, True)
+            self.net._loss(labels)
+            self.net._backward(None, False)
+            self.net._forward(x, False)
+
+        on_one_core(step)
 
     def _seated(self, run):
         """``run()`` with the BatchNorm blocks at the step's exchanges when the last forward trained."""
