@@ -121,7 +121,6 @@ class Network:
         self._replicas: Replicas | None = None
         self._processes: PartProcesses | None = None
         self._process_batches = 0  # batches that could have split between processes (SPAWN_AFTER)
-        self._batchnorm = any(layer.kind == "BatchNorm" for layer in self.layers)
         self._parts: list[tuple[int, int]] | None = None  # how the last forward's batch was split, if it was
         self._runner: Replicas | PartProcesses | None = None  # and what ran its parts
         self._last: dict = {}  # the last forward's input and mode, and its targets: a step run again whole

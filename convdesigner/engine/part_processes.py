@@ -118,7 +118,10 @@ class SharedArrays:
         fd, path = tempfile.mkstemp(prefix="convdesigner-", suffix=".part",
                                     dir=_SHM if os.access(_SHM, os.W_OK) else None)
         try:
-            os.posix_fallocate(fd, 0, size)
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, size)
+            else:  # macOS: a file on disk, grown as written
+                os.ftruncate(fd, size)
         except OSError:
             os.close(fd)
             os.unlink(path)

@@ -77,3 +77,23 @@ def distinct(rng, shape, step=0.1, offset=-3.0):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def two_cores(monkeypatch):
+    """Batches split in two parts whatever this machine's core count (engine.replicas, engine.part_processes)."""
+    monkeypatch.setattr(BACKEND.k, "parts", lambda: 2)
+
+
+def split_batch(net, n, seed=1):
+    """``n`` random inputs for ``net`` and labels of its 10 classes."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n,) + net.input_shape).astype(np.float32), rng.integers(0, 10, n)
+
+
+def train_step(net, x, labels, input_grad=True):
+    """(logits, loss, dL/dx, weight gradients) of one training step."""
+    y = net.forward(x, training=True)
+    loss = net.loss(labels)
+    dx = net.backward(input_grad=input_grad)
+    return y, loss, dx, [p.grad.copy() for p in net.parameters()]

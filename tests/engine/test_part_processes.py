@@ -11,26 +11,13 @@ from convdesigner.engine.optimizers import make_optimizer
 from convdesigner.engine.part_processes import MIN_PART, PartProcesses
 from convdesigner.graph.templates import build
 
+from .conftest import split_batch, train_step
+
 BATCH = 2 * MIN_PART + 5  # two uneven parts
 
 
-@pytest.fixture
-def two_cores(monkeypatch):
-    """Two parts whatever this machine's core count."""
-    net = compile(build("lenet5"))
-    monkeypatch.setattr(net.backend.k, "parts", lambda: 2)
-
-
 def _batch(net, n=BATCH, seed=1):
-    rng = np.random.default_rng(seed)
-    return rng.normal(size=(n,) + net.input_shape).astype(np.float32), rng.integers(0, 10, n)
-
-
-def _step(net, x, labels, input_grad=True):
-    y = net.forward(x, training=True)
-    loss = net.loss(labels)
-    dx = net.backward(input_grad=input_grad)
-    return y, loss, dx, [p.grad.copy() for p in net.parameters()]
+    return split_batch(net, n, seed)
 
 
 def _pair(key="lenet5"):
@@ -54,7 +41,7 @@ def test_parts_in_a_worker_give_the_whole_batch_logits_loss_and_gradients(two_co
     split, whole = _pair()
     x, labels = _batch(split)
     for input_grad in (False, True):  # the worker's backward runs ahead of the call, or waits for it
-        got, want = _step(split, x, labels, input_grad), _step(whole, x, labels, input_grad)
+        got, want = train_step(split, x, labels, input_grad), train_step(whole, x, labels, input_grad)
         assert isinstance(split._runner, PartProcesses) and split._parts == [(0, BATCH // 2), (BATCH // 2, BATCH)]
         _close(got, want)
     np.testing.assert_allclose(split.forward(x), whole.forward(x), rtol=1e-5, atol=1e-5)
@@ -117,7 +104,7 @@ def test_batchnorm_in_workers_trades_statistics_as_the_threads_do(two_cores, mon
     assert split.start_part_processes() is None
     x, labels = _batch(split)
     for _ in range(2):  # the second step from the weights and running statistics the first one left
-        got, want = _step(split, x, labels), _step(threads, x, labels)
+        got, want = train_step(split, x, labels), train_step(threads, x, labels)
         assert isinstance(split._runner, PartProcesses) and isinstance(threads._runner, replicas.Replicas)
         assert got[1] == want[1]
         for a, b in [(got[0], want[0]), (got[2], want[2]), *zip(got[3], want[3], strict=True),
@@ -141,7 +128,7 @@ def test_a_step_that_fails_here_before_an_exchange_leaves_the_workers_ready(two_
     with pytest.raises(MemoryError, match="no room for this part"):
         split.forward(x, training=True)  # the worker now waits at that BatchNorm's exchange
     del bn.forward
-    got, want = _step(split, x, labels), _step(threads, x, labels)
+    got, want = train_step(split, x, labels), train_step(threads, x, labels)
     assert isinstance(split._runner, PartProcesses) and split._processes.failure is None
     np.testing.assert_array_equal(got[3][0], want[3][0])
 
@@ -149,13 +136,13 @@ def test_a_step_that_fails_here_before_an_exchange_leaves_the_workers_ready(two_
 def test_a_worker_that_stops_mid_step_leaves_the_step_whole_and_the_network_on_threads(two_cores):
     split, whole = _pair()
     x, labels = _batch(split)
-    _step(split, x, labels)
-    _step(whole, x, labels)
+    train_step(split, x, labels)
+    train_step(whole, x, labels)
     worker = split._processes.workers[0].process
     split.forward(x, training=True)
     worker.kill()
     worker.wait()
-    _close(_step(split, x, labels), _step(whole, x, labels))
+    _close(train_step(split, x, labels), train_step(whole, x, labels))
     assert "worker process 1" in split._processes.failure and "exit code -9" in split._processes.failure
     assert not isinstance(split._runner, PartProcesses) and split._processes.workers == []
     assert split.start_part_processes() == split._processes.failure  # and it is not tried again
@@ -167,7 +154,7 @@ def test_a_worker_that_cannot_start_costs_only_speed(two_cores, monkeypatch):
     whole.split_batches = False
     assert "could not start the engine's worker processes" in split.start_part_processes()
     x, labels = _batch(split)
-    _close(_step(split, x, labels), _step(whole, x, labels))
+    _close(train_step(split, x, labels), train_step(whole, x, labels))
 
 
 def test_workers_end_with_their_network(two_cores):

@@ -10,33 +10,20 @@ from convdesigner.engine.optimizers import make_optimizer
 from convdesigner.engine.replicas import MIN_PART
 from convdesigner.graph.templates import build
 
+from .conftest import split_batch, train_step
+
 BATCH = 2 * MIN_PART[True] + 5  # two uneven parts, in training and evaluation
 
 
-@pytest.fixture
-def two_cores(monkeypatch):
-    """Two parts whatever this machine's core count (on one core run_parts runs them one after the other)."""
-    net = compile(build("lenet5"))
-    monkeypatch.setattr(net.backend.k, "parts", lambda: 2)
-
-
 def _batch(net, n=BATCH, seed=1):
-    rng = np.random.default_rng(seed)
-    return rng.normal(size=(n,) + net.input_shape).astype(np.float32), rng.integers(0, 10, n)
-
-
-def _step(net, x, labels):
-    y = net.forward(x, training=True)
-    loss = net.loss(labels)
-    dx = net.backward(input_grad=True)
-    return y, loss, dx, [p.grad.copy() for p in net.parameters()]
+    return split_batch(net, n, seed)
 
 
 def test_split_batch_gives_the_whole_batch_logits_loss_and_gradients(two_cores):
     split, whole = compile(build("lenet5"), seed=0), compile(build("lenet5"), seed=0)
     whole.split_batches = False
     x, labels = _batch(split)
-    got, want = _step(split, x, labels), _step(whole, x, labels)
+    got, want = train_step(split, x, labels), train_step(whole, x, labels)
     assert split._parts == [(0, BATCH // 2), (BATCH // 2, BATCH)] and whole._parts is None
     np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
     assert got[1] == pytest.approx(want[1], rel=1e-6)
@@ -96,7 +83,7 @@ def test_batchnorm_on_parts_normalises_with_the_whole_batch(two_cores, key):
     split._splittable[True] = True  # ResNet-small's blocks are too heavy to gain from it, but they work split
     x, labels = _batch(split)
     for _ in range(2):  # the second step starts from the running statistics and weights the first one left
-        got, want = _step(split, x, labels), _step(whole, x, labels)
+        got, want = train_step(split, x, labels), train_step(whole, x, labels)
         assert split._parts is not None and whole._parts is None
         np.testing.assert_allclose(got[0], want[0], rtol=1e-4, atol=1e-5)
         assert got[1] == pytest.approx(want[1], rel=1e-6)
