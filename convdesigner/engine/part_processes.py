@@ -319,9 +319,12 @@ class _Worker:
 _exiting: list[subprocess.Popen] = []  # workers told to stop, reaped later
 
 
-def _stop(workers: list[_Worker], kill: bool = False) -> None:
+def _stop(workers: list[_Worker], weights: SharedArrays | None, kill: bool = False) -> None:
     """Closes the pipes: a worker exits when its input ends, which this does not wait for (its Python takes
-    0.3-0.5 s to wind down, at every exit of a program that trained); ``kill``: a failed worker is ended now."""
+    0.3-0.5 s to wind down, at every exit of a program that trained); ``kill``: a failed worker is ended now. The
+    weights file loses its name (it has none left once the workers were ready)."""
+    if weights is not None:
+        weights.unlink()
     _exiting[:] = [process for process in _exiting if process.poll() is None]
     for worker in workers:
         worker.pipe.close()
@@ -342,13 +345,14 @@ class PartProcesses:
         self._started = time.monotonic()
         self._rng: list[int] | None = None
         self._eager = False  # the workers ran their backward after the loss without being asked
+        self.weights: SharedArrays | None = None
         try:
             self.weights = SharedArrays.create(weight_specs(network))
             for part in range(1, count):
                 self.workers.append(_Worker(network, self.weights, part, count))
         except OSError as error:
             self._fail(f"could not start the engine's worker processes ({error})")
-        self._finalizer = weakref.finalize(self, _stop, list(self.workers))
+        self._finalizer = weakref.finalize(self, _stop, list(self.workers), self.weights)
 
     def ready(self) -> bool:
         """Whether every worker has built its network (checked without waiting); False for good after a failure."""
@@ -380,11 +384,8 @@ class PartProcesses:
 
     def _fail(self, why: str) -> None:
         self.failure, self._ready = why, False
-        if self.workers:
-            _stop(self.workers, kill=True)
-            self.workers = []
-        if hasattr(self, "weights"):
-            self.weights.unlink()
+        _stop(self.workers, self.weights, kill=True)
+        self.workers = []
 
     def failed(self, error: WorkerFailure) -> None:
         """Shuts the workers down after ``error`` in a step; the network runs on without them."""

@@ -1,6 +1,7 @@
 """Parts of split batches run in worker processes (engine/part_processes.py) give the whole batch's numbers, and a
 worker that cannot start or stops costs nothing but speed."""
 import gc
+import os
 import time
 
 import numpy as np
@@ -157,7 +158,14 @@ def test_a_worker_that_cannot_start_costs_only_speed(two_cores, monkeypatch):
     _close(train_step(split, x, labels), train_step(whole, x, labels))
 
 
-def test_workers_end_with_their_network(two_cores):
+def test_workers_end_with_their_network_and_leave_no_file(two_cores):
+    starting = compile(build("lenet5"), seed=0)
+    starting._start_processes(2)
+    path = starting._processes.weights.path
+    assert os.path.exists(path)  # until the workers have mapped it
+    del starting
+    gc.collect()
+    assert not os.path.exists(path)
     net, _ = _pair()
     process = net._processes.workers[0].process
     del net
