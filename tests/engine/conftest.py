@@ -97,3 +97,14 @@ def train_step(net, x, labels, input_grad=True):
     loss = net.loss(labels)
     dx = net.backward(input_grad=input_grad)
     return y, loss, dx, [p.grad.copy() for p in net.parameters()]
+
+
+def reseeded_training(net, x, labels, steps=2, seed=3):
+    """The weights after ``steps`` SGD steps on one batch, each step's dropout masks reseeded as the trainer does."""
+    from convdesigner.engine.optimizers import make_optimizer
+    opt = make_optimizer("sgd", net.parameters(), 0.01)
+    for b in range(steps):
+        net.reseed(seed, 0, b)
+        train_step(net, x, labels, input_grad=False)
+        opt.step()
+    return [p.value.copy() for p in net.parameters()]

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from convdesigner.engine import compile, part_processes, replicas
-from convdesigner.engine.optimizers import make_optimizer
 from convdesigner.engine.part_processes import MIN_PART, PartProcesses
 from convdesigner.graph.templates import build
 
-from .conftest import split_batch, train_step
+from .conftest import reseeded_training, split_batch, train_step
 
 BATCH = 2 * MIN_PART + 5  # two uneven parts
 
@@ -61,16 +60,9 @@ def test_dropout_in_a_worker_draws_the_masks_the_threads_draw(two_cores, monkeyp
         net.part_processes = processes
         if processes:
             assert net.start_part_processes() is None
-        opt = make_optimizer("sgd", net.parameters(), 0.01)
-        x, labels = _batch(net)
-        for b in range(2):
-            net.reseed(3, 0, b)
-            net.forward(x, training=True)
-            net.loss(labels)
-            net.backward(input_grad=False)
-            opt.step()
+        weights = reseeded_training(net, *_batch(net))
         assert isinstance(net._runner, PartProcesses) == processes and net._parts is not None
-        return [p.value.copy() for p in net.parameters()]
+        return weights
 
     for a, b in zip(train(True), train(False), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

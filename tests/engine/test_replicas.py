@@ -6,11 +6,10 @@ import pytest
 
 from convdesigner.engine import compile, inspect
 from convdesigner.engine.cpu import blas_threads
-from convdesigner.engine.optimizers import make_optimizer
 from convdesigner.engine.replicas import MIN_PART
 from convdesigner.graph.templates import build
 
-from .conftest import split_batch, train_step
+from .conftest import reseeded_training, split_batch, train_step
 
 BATCH = 2 * MIN_PART[True] + 5  # two uneven parts, in training and evaluation
 
@@ -127,16 +126,9 @@ def test_a_part_failing_mid_step_stops_the_others_and_names_its_error(two_cores)
 def test_training_with_dropout_on_parts_repeats_from_the_seed(two_cores):
     def train():
         net = compile(build("seed-cnn"), seed=3)
-        opt = make_optimizer("sgd", net.parameters(), 0.01)
-        x, labels = _batch(net)
-        for b in range(2):
-            net.reseed(3, 0, b)
-            net.forward(x, training=True)
-            net.loss(labels)
-            net.backward(input_grad=False)
-            opt.step()
+        weights = reseeded_training(net, *_batch(net))
         assert net._parts is not None
-        return [p.value.copy() for p in net.parameters()]
+        return weights
 
     for a, b in zip(train(), train(), strict=True):
         np.testing.assert_array_equal(a, b)
