@@ -531,7 +531,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-sizes", default="64,256", help="batch sizes (default 64,256)")
     bench.add_argument("--no-torch", action="store_true", help="time our engine only")
     bench.add_argument("--threads", type=int, help="threads for both engines (default: numba's, all cores)")
-    bench.add_argument("--profile", action="store_true", help="also time each block's forward and backward")
+    bench.add_argument("--profile", action="store_true",
+                       help="also time each block's forward and backward, next to PyTorch's when it is installed")
     bench.add_argument("--memory", action="store_true",
                        help="also measure the peak memory of a training step, ours and PyTorch's (child processes)")
     bench.add_argument("--startup", action="store_true",

@@ -130,6 +130,25 @@ def test_bench_runs_the_same_network_on_pytorch(template):
     assert twin.check(net) < 1e-4
 
 
+def test_bench_profile_times_pytorch_block_by_block():
+    """The profile's PyTorch columns: every block PyTorch runs as a module timed, forward and backward (the first
+    conv's backward too, whose input needs no gradient), the rest of its step apart; and a sum by kind."""
+    pytest.importorskip("torch")
+    from convdesigner.engine import bench
+
+    rows = {row[0]: row for row in bench.profile("lenet5", 8, steps=2)}
+    assert rows["input"][4:] == (None, None) and rows["loss"][4:] == (None, None)  # not modules in PyTorch
+    for name in ("conv1", "conv2", "pool1", "fc1", "relu1"):
+        assert rows[name][4] > 0 and rows[name][5] > 0, name
+    assert rows["(rest)"][4] >= 0 and rows["(rest)"][5] == 0
+    text = bench.format_profile("lenet5", list(rows.values()), 8)
+    assert "torch fwd" in text and "PyTorch's" in text
+    kinds = text[text.index("by kind"):].splitlines()[1:]
+    conv = next(line.split() for line in kinds if line.split()[0] == "Conv2D")
+    ours = rows["conv1"][2] + rows["conv1"][3] + rows["conv2"][2] + rows["conv2"][3]
+    assert float(conv[1]) == pytest.approx(ours, abs=0.01)
+
+
 def test_out_that_is_a_folder_is_refused_before_training(tmp_path, capsys):
     (tmp_path / "runs").mkdir()
     assert train("--out", str(tmp_path / "runs")) == 2

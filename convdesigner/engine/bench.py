@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numba
@@ -201,39 +202,110 @@ def format_table(cells: list[Cell], sgemm: float | None = None) -> str:
     return "\n".join(lines)
 
 
-def profile(template: str, batch: int = 64, steps: int = 20,
-            device: str = "cpu") -> list[tuple[str, str, float, float]]:
-    """Per block of ``template``: (name, kind, forward ms, backward ms) per training step, mean over ``steps``; a
-    last row holds the rest of the step (loss, optimizer, bookkeeping). On 'cuda' every block waits for its
+def profile(template: str, batch: int = 64, steps: int = 20, device: str = "cpu",
+            with_torch: bool = True) -> list[tuple]:
+    """Per block of ``template``: (name, kind, forward ms, backward ms, PyTorch's forward ms, backward ms) per
+    training step, mean over ``steps`` (PyTorch's None without it, and for the blocks it runs as plain functions:
+    merges, the input, the loss); a last row holds the rest of the step (loss, optimizer, bookkeeping). Both run the
+    whole batch in this process, so the rows compare kernel with kernel. On 'cuda' every block waits for its
     kernels, so the blocks add up to more than a free-running step."""
-    net = compile(build(template), device=device, seed=0)
+    graph = build(template)
+    net = compile(graph, device=device, seed=0)
     net.part_processes = False  # the blocks of every part timed here, in this process
     x, labels = random_batch(net.input_shape, int(np.prod(net.output_shape)), batch)
     spent = {layer.name: [0.0, 0.0] for layer in net.layers}
     for layer in net.layers:
         for slot, method in enumerate(("forward", "backward")):
             setattr(layer, method, _timed(getattr(layer, method), spent[layer.name], slot, net.backend.synchronize))
+    torch = _import_torch() if with_torch else None
+    twin = TorchTwin(torch, graph, net, device) if torch is not None else None
     train, _ = ours_steps(net, x, labels)
+    rest = _per_step(train, spent, steps)
+    theirs = _torch_blocks(twin, x, labels, steps) if twin is not None else {}
+    rows = [(layer.name, layer.kind, *spent[layer.name], *theirs.get(layer.name, (None, None)))
+            for layer in net.layers]
+    rows.append(("(rest)", "loss, optimizer, glue", rest, 0.0, theirs.get("(rest)", None), 0.0 if theirs else None))
+    return [(name, kind, *(None if t is None else t / steps * 1e3 for t in times))
+            for name, kind, *times in rows]
+
+
+def _per_step(step, spent: dict, steps: int) -> float:
+    """Runs ``step`` 3 times, then ``steps`` times timed; ``spent`` (per block [forward, backward] seconds, filled
+    by the step's timers) covers the timed ones only. Returns the seconds no block accounts for."""
     for _ in range(3):
-        train()
+        step()
     for times in spent.values():
         times[:] = [0.0, 0.0]
     start = time.perf_counter()
     for _ in range(steps):
-        train()
-    rest = time.perf_counter() - start - sum(f + b for f, b in spent.values())
-    rows = [(layer.name, layer.kind, spent[layer.name][0], spent[layer.name][1]) for layer in net.layers]
-    rows.append(("(rest)", "loss, optimizer, glue", rest, 0.0))
-    return [(name, kind, f / steps * 1e3, b / steps * 1e3) for name, kind, f, b in rows]
+        step()
+    return time.perf_counter() - start - sum(f + b for f, b in spent.values())
 
 
-def format_profile(template: str, rows: list[tuple[str, str, float, float]], batch: int) -> str:
-    total = sum(f + b for _, _, f, b in rows)
-    lines = [f"{template}, batch {batch}: milliseconds per training step by block (total {total:.2f} ms)",
-             f"  {'block':<20} {'kind':<20} {'forward':>8} {'backward':>9} {'share':>6}"]
-    for name, kind, f, b in sorted(rows, key=lambda r: -(r[2] + r[3])):
-        lines.append(f"  {name:<20} {kind:<20} {f:>8.3f} {b:>9.3f} {(f + b) / total:>6.1%}")
+def _torch_blocks(twin, x, labels, steps: int) -> dict:
+    """PyTorch's [forward, backward] seconds per block over ``steps`` training steps, from hooks around each of its
+    modules: the backward from the gradient reaching the block's output to the last of its input's gradient and
+    its weights' (the first block's input has none). Its "(rest)": a step without the hooks (which cost time of
+    their own) less the blocks."""
+    spent = {name: [0.0, 0.0] for name in twin.model.blocks}
+    handles = []
+    for name, module in twin.model.blocks.items():
+        times, mark = spent[name], [0.0, 0.0]
+
+        def begin(slot, mark=mark):
+            return lambda *_: mark.__setitem__(slot, time.perf_counter())
+
+        def end(slot, mark=mark, times=times):
+            def hook(*_):
+                twin.sync()
+                now = time.perf_counter()
+                times[slot] += now - mark[slot]
+                mark[slot] = now
+            return hook
+
+        handles += [module.register_forward_pre_hook(begin(0)), module.register_forward_hook(end(0)),
+                    module.register_full_backward_pre_hook(begin(1)), module.register_full_backward_hook(end(1))]
+        handles += [p.register_post_accumulate_grad_hook(end(1)) for p in module.parameters()]
+    train, _ = twin.steps(x, labels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the first block's hook fires with no input gradient
+            _per_step(train, spent, steps)
+    finally:
+        for handle in handles:
+            handle.remove()
+    plain = _per_step(train, {}, steps)
+    return {**spent, "(rest)": max(0.0, plain - sum(f + b for f, b in spent.values()))}
+
+
+def format_profile(template: str, rows: list[tuple], batch: int) -> str:
+    """Our blocks, slowest first, next to PyTorch's where it was timed; then both summed by kind of block."""
+    total = sum(f + b for _, _, f, b, *_ in rows)
+    theirs = any(row[4] is not None for row in rows)
+    header = f"  {'block':<20} {'kind':<20} {'forward':>8} {'backward':>9} {'share':>6}"
+    lines = [f"{template}, batch {batch}: milliseconds per training step by block (total {total:.2f} ms"
+             + (f"; PyTorch's {sum(r[4] + r[5] for r in rows if r[4] is not None):.2f} ms)" if theirs else ")"),
+             header + ("   torch fwd  torch bwd  ours/torch" if theirs else "")]
+    for name, kind, f, b, tf, tb in sorted(rows, key=lambda r: -(r[2] + r[3])):
+        line = f"  {name:<20} {kind:<20} {f:>8.3f} {b:>9.3f} {(f + b) / total:>6.1%}"
+        if tf is not None:
+            line += f"   {tf:>9.3f}  {tb:>9.3f}  {_speed(tf + tb, f + b):>10}"
+        lines.append(line)
+    if theirs:
+        lines.append("  by kind: ours ms, PyTorch's ms, ours/torch (above 1: faster)")
+        kinds: dict[str, list[float]] = {}
+        for _, kind, f, b, tf, tb in rows:
+            if tf is not None:
+                sums = kinds.setdefault(kind, [0.0, 0.0])
+                sums[0] += f + b
+                sums[1] += tf + tb
+        for kind, (ours, other) in sorted(kinds.items(), key=lambda item: -item[1][0]):
+            lines.append(f"    {kind:<22} {ours:>9.2f} {other:>9.2f}  {_speed(other, ours):>6}")
     return "\n".join(lines)
+
+
+def _speed(theirs: float, ours: float) -> str:
+    return f"{theirs / ours:.2f}" if ours > 1e-6 else "-"
 
 
 def _timed(method, total: list[float], slot: int, sync):

@@ -185,11 +185,18 @@ def _backward_groups(x, dy, y, relu, mean, invstd, gamma, batch_stats, dx, dgamm
         if passes & SUMS_PASS:
             for i in range(n):
                 xr, gr, yr = xf[i, t0:t1], gf[i, t0:t1], yf[i, t0:t1]
-                for t in range(size):
-                    g = zero if relu and yr[t] <= zero else gr[t]
-                    s1[t] += g
-                    s2[t] += g * (xr[t] - mu[t])  # invstd, a per-channel factor, applied to the sum
-        a, mdy, k = np.empty(size, x.dtype), np.empty(size), np.empty(size)
+                if relu:  # gated by a product: a select kept the loop from vectorising (2× slower)
+                    for t in range(size):
+                        g = gr[t] * np.float32(yr[t] > zero)
+                        s1[t] += g
+                        s2[t] += g * (xr[t] - mu[t])  # invstd, a per-channel factor, applied to the sum
+                else:
+                    for t in range(size):
+                        s1[t] += gr[t]
+                        s2[t] += gr[t] * (xr[t] - mu[t])
+        # dx = a·(dy - mean(dy) - xhat·mean(dy·xhat)) = a·dy - c1 - (x - mean)·c2, the constants from float64 sums
+        # and the loop in float32 (in float64 it took 7 cycles an element on Zen, in float32 ~2)
+        a, c1, c2 = np.empty(size, x.dtype), np.empty(size, x.dtype), np.empty(size, x.dtype)
         for j in range(j0, j1):
             r = np.float64(invstd[j])
             if passes & SUMS_PASS:
@@ -199,18 +206,24 @@ def _backward_groups(x, dy, y, relu, mean, invstd, gamma, batch_stats, dx, dgamm
             else:
                 sdy, sdyx = np.float64(dbeta[j]), np.float64(dgamma[j])
             cells = slice((j - j0) * hw, (j - j0 + 1) * hw)
-            a[cells] = gamma[j] * invstd[j]
-            mdy[cells] = sdy / m
-            k[cells] = r * sdyx / m  # xhat·mean(dy·xhat) = (x - mean)·k
+            aj = np.float64(gamma[j]) * r
+            a[cells] = aj
+            c1[cells] = aj * sdy / m
+            c2[cells] = aj * r * sdyx / m  # a·xhat·mean(dy·xhat) = (x - mean)·c2
         if not passes & DX_PASS:
             continue
         for i in range(n):
             xr, gr, yr, dr = xf[i, t0:t1], gf[i, t0:t1], yf[i, t0:t1], df[i, t0:t1]
-            if batch_stats:
+            if batch_stats and relu:
                 for t in range(size):
-                    g = zero if relu and yr[t] <= zero else gr[t]
-                    dr[t] = a[t] * (g - mdy[t] - (xr[t] - mu[t]) * k[t])
+                    g = gr[t] * np.float32(yr[t] > zero)
+                    dr[t] = a[t] * g - c1[t] - (xr[t] - mu[t]) * c2[t]
+            elif batch_stats:
+                for t in range(size):
+                    dr[t] = a[t] * gr[t] - c1[t] - (xr[t] - mu[t]) * c2[t]
+            elif relu:
+                for t in range(size):
+                    dr[t] = a[t] * gr[t] * np.float32(yr[t] > zero)
             else:
                 for t in range(size):
-                    g = zero if relu and yr[t] <= zero else gr[t]
-                    dr[t] = a[t] * g
+                    dr[t] = a[t] * gr[t]
