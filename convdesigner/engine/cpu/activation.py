@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from convdesigner.engine.cpu.parallel import by_size, elementwise
+from convdesigner.engine.cpu.planes import gated
 from convdesigner.engine.cpu.vexp import exp_f32, expm1_f32
 
 _ONE = np.float32(1.0)
@@ -33,7 +34,7 @@ def relu_forward(x, y):
 @elementwise(CHEAP_SPLIT)
 def relu_backward(y, dy, dx):
     for i in range(y.size):
-        dx[i] = dy[i] if y[i] > 0.0 else 0.0
+        dx[i] = gated(dy[i], y[i])
 
 
 @njit(cache=True, nogil=True, fastmath=False)

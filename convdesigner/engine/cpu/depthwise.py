@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, uint64
 
 from convdesigner.engine.cpu.blas_threads import run_shared
-from convdesigner.engine.cpu.planes import Geometry
+from convdesigner.engine.cpu.planes import Geometry, gated
 
 _U = uint64  # offsets into flat arrays: unsigned, so loops over them vectorise
 # the forward takes as many samples together as have this many floats of phase planes: 5 at 8x8 stride 2 (1.2-1.6x
@@ -205,7 +205,7 @@ def _backward(x, dy, gate_by, relu, dx, need_dx, dws, dbs, starts, dstarts, wd, 
                     for oh in range(oh_):
                         src, out = _U(d0 + oh * ow_), _U(gk + oh * wph)
                         for ow in range(_U(ow_)):
-                            v = dyf[src + ow] if not relu or gatef[src + ow] > 0.0 else np.float32(0.0)
+                            v = gated(dyf[src + ow], gatef[src + ow]) if relu else dyf[src + ow]
                             g[out + ow] = v
                             col_sums[_U(s0) + ow] += v
             if need_dx:

@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from convdesigner.engine.cpu.parallel import split_range
+from convdesigner.engine.cpu.planes import gated
 
 GROUP_BYTES = 1 << 18  # a channel group's x and dy over the batch: the backward's second pass re-reads them from L2
 GROUP_CELLS = 4096  # at most this many positions (channels × L) per group, for its rows of partial sums
@@ -171,7 +172,6 @@ def _backward_groups(x, dy, y, relu, mean, invstd, gamma, batch_stats, dx, dgamm
     batch of ``count`` positions per channel) or both."""
     n, c, hw = x.shape
     m = count if passes == DX_PASS else n * hw
-    zero = np.float32(0.0)
     xf, gf, df = x.reshape(n, c * hw), dy.reshape(n, c * hw), dx.reshape(n, c * hw)
     yf = y.reshape(n, c * hw)
     per, _ = _groups(n, c, hw)
@@ -185,9 +185,9 @@ def _backward_groups(x, dy, y, relu, mean, invstd, gamma, batch_stats, dx, dgamm
         if passes & SUMS_PASS:
             for i in range(n):
                 xr, gr, yr = xf[i, t0:t1], gf[i, t0:t1], yf[i, t0:t1]
-                if relu:  # gated by a product: a select kept the loop from vectorising (2× slower)
+                if relu:  # a loop of its own, as the flag tested inside kept it from vectorising
                     for t in range(size):
-                        g = gr[t] * np.float32(yr[t] > zero)
+                        g = gated(gr[t], yr[t])
                         s1[t] += g
                         s2[t] += g * (xr[t] - mu[t])  # invstd, a per-channel factor, applied to the sum
                 else:
@@ -216,14 +216,14 @@ def _backward_groups(x, dy, y, relu, mean, invstd, gamma, batch_stats, dx, dgamm
             xr, gr, yr, dr = xf[i, t0:t1], gf[i, t0:t1], yf[i, t0:t1], df[i, t0:t1]
             if batch_stats and relu:
                 for t in range(size):
-                    g = gr[t] * np.float32(yr[t] > zero)
+                    g = gated(gr[t], yr[t])
                     dr[t] = a[t] * g - c1[t] - (xr[t] - mu[t]) * c2[t]
             elif batch_stats:
                 for t in range(size):
                     dr[t] = a[t] * gr[t] - c1[t] - (xr[t] - mu[t]) * c2[t]
             elif relu:
                 for t in range(size):
-                    dr[t] = a[t] * gr[t] * np.float32(yr[t] > zero)
+                    dr[t] = a[t] * gated(gr[t], yr[t])
             else:
                 for t in range(size):
                     dr[t] = a[t] * gr[t]

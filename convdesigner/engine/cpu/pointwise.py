@@ -15,7 +15,7 @@ from numba import njit
 
 from convdesigner.engine.cpu.blas import NO_TRANS, ROW_MAJOR, SGEMM, TRANS, sgemm
 from convdesigner.engine.cpu.blas_threads import run_shared
-from convdesigner.engine.cpu.planes import workspace
+from convdesigner.engine.cpu.planes import gated, workspace
 
 
 def supports(w_shape, pads, groups) -> bool:
@@ -58,7 +58,7 @@ def _gate(dy, y, relu, out):
     """out (flat) = dy where the ReLU output y > 0, all of dy without ``relu``."""
     src, keep = dy.reshape(dy.size), y.reshape(y.size)
     for q in range(src.shape[0]):
-        out[q] = src[q] if not relu or keep[q] > 0.0 else np.float32(0.0)
+        out[q] = gated(src[q], keep[q]) if relu else src[q]
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -80,7 +80,7 @@ def _forward_chunk(x, w, b, y, n0, n1, relu):
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _backward_chunk(x, w, dy, y, relu, dx, need_dx, n0, n1, gated, dw, db):
+def _backward_chunk(x, w, dy, y, relu, dx, need_dx, n0, n1, kept, dw, db):
     """dw (F, C) and db (F,) of samples n0..n1, summed in sample order; dx[n] for each where ``need_dx``. For 1×1
     planes the chunk at once, as in the forward pass."""
     f, c = w.shape[0], w.shape[1]
@@ -89,7 +89,7 @@ def _backward_chunk(x, w, dy, y, relu, dx, need_dx, n0, n1, gated, dw, db):
     db[:] = 0.0
     if hw == 1:
         nb = n1 - n0
-        g = gated[:nb * f].reshape(nb, f)
+        g = kept[:nb * f].reshape(nb, f)
         _gate(dy[n0:n1], y[n0:n1], relu, g.reshape(nb * f))
         for r in range(nb):
             for k in range(f):
@@ -98,7 +98,7 @@ def _backward_chunk(x, w, dy, y, relu, dx, need_dx, n0, n1, gated, dw, db):
         if need_dx:
             sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, nb, c, f, one, g.ctypes, f, w.ctypes, c, zero, dx[n0:n1].ctypes, c)
         return
-    g = gated[:f * hw].reshape(f, hw)
+    g = kept[:f * hw].reshape(f, hw)
     for n in range(n0, n1):
         _gate(dy[n], y[n], relu, g.reshape(f * hw))
         for k in range(f):
@@ -142,9 +142,9 @@ def backward(x, w, dy, y, relu, dx, stride):
     dx_ = dx if need_dx else x[:0]
 
     def work(worker, chunks):
-        gated = workspace(f"gated{worker}", (f * hw * (cb if hw == 1 else 1),))
+        kept = workspace(f"gated{worker}", (f * hw * (cb if hw == 1 else 1),))
         for n0, n1 in chunks:
-            _backward_chunk(x, w2, dy, y, relu, dx_, need_dx, n0, n1, gated, dws[n0 // cb], dbs[n0 // cb])
+            _backward_chunk(x, w2, dy, y, relu, dx_, need_dx, n0, n1, kept, dws[n0 // cb], dbs[n0 // cb])
 
     run_shared(work, n, cb)
     if full is not None and stride > 1:
