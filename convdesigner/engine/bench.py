@@ -305,7 +305,8 @@ def format_profile(template: str, rows: list[tuple], batch: int) -> str:
 
 
 def _speed(theirs: float, ours: float) -> str:
-    return f"{theirs / ours:.2f}" if ours > 1e-6 else "-"
+    """PyTorch's time over ours; '-' where either is nil (a fused block of ours, PyTorch's rest lost in its hooks)."""
+    return f"{theirs / ours:.2f}" if ours > 1e-6 and theirs > 1e-6 else "-"
 
 
 def _timed(method, total: list[float], slot: int, sync):
