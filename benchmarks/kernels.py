@@ -1,6 +1,7 @@
-"""Time the CPU conv/pool kernels on the LeNet-5, seed-CNN and EfficientNet-small depthwise layer shapes (forward +
-backward, every conv strategy that applies), optionally against PyTorch (``--torch``; torch is not a project
-dependency) with every candidate interleaved in each repetition, so a busy machine slows all of them alike.
+"""Time the CPU conv/pool kernels on the LeNet-5, seed-CNN, ResNet-small, DenseNet-small and EfficientNet-small
+depthwise layer shapes (forward + backward, every conv strategy that applies), optionally against PyTorch
+(``--torch``; torch is not a project dependency) with every candidate interleaved in each repetition, so a busy
+machine slows all of them alike.
 Run: python benchmarks/kernels.py [--torch] [--reps 21] [--batches 64] [--only effnet]."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 import numba
 import numpy as np
 
-from convdesigner.engine.cpu import conv, pointwise, pool, winograd
+from convdesigner.engine.cpu import blocked, conv, pointwise, pool, winograd
 
 # name: (C, H, W, filters, k, stride, pad, groups, need_dx) -- need_dx False for a layer fed by the network input
 CONV_SHAPES = {
@@ -18,6 +19,11 @@ CONV_SHAPES = {
     "lenet.conv2": (6, 14, 14, 16, 5, 1, 0, 1, True),
     "seed.conv1": (3, 32, 32, 16, 3, 1, 1, 1, False),
     "seed.conv2": (16, 16, 16, 32, 3, 1, 1, 1, True),
+    "resnet.layer1_conv": (16, 32, 32, 16, 3, 1, 1, 1, True),
+    "resnet.layer2_1_conv1": (16, 32, 32, 32, 3, 2, 1, 1, True),
+    "resnet.layer2_conv2": (32, 16, 16, 32, 3, 1, 1, 1, True),
+    "resnet.layer3_conv2": (64, 8, 8, 64, 3, 1, 1, 1, True),
+    "densenet.block1_conv2": (48, 32, 32, 12, 3, 1, 1, 1, True),
     "effnet.stage1_1_dw": (16, 32, 32, 16, 3, 1, 1, 16, True),
     "effnet.stage2_1_dw": (64, 32, 32, 64, 3, 2, 1, 64, True),
     "effnet.stage2_2_dw": (96, 16, 16, 96, 3, 1, 1, 96, True),
@@ -101,7 +107,8 @@ def main() -> None:
             b = rng.standard_normal(f, dtype=np.float32)
             pads = (pad,) * 4
             fast = (["winograd"] if winograd.supports(w.shape, stride, pads, 1, groups) else []) + \
-                (["pointwise"] if pointwise.supports(w.shape, pads, groups) else [])
+                (["pointwise"] if pointwise.supports(w.shape, pads, groups) else []) + \
+                (["blocked"] if blocked.supports(stride, groups) else [])
             grouped = ["direct", "depthwise"] if groups == c else ["direct"]
             methods = ["direct", "gemm", *fast] if groups == 1 else grouped
             candidates = {m: conv_step(x, w, b, stride, pad, groups, need_dx, m) for m in methods}

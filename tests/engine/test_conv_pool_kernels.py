@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from convdesigner.engine.cpu import pointwise, winograd
+from convdesigner.engine.cpu import blocked, pointwise, winograd
 from convdesigner.engine.cpu.blas import SGEMM
 from convdesigner.engine.cpu.conv import conv2d_backward, conv2d_forward, uses_gemm
 from convdesigner.engine.cpu.pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
@@ -58,16 +58,18 @@ CASES = [
 ]
 
 
-UNGROUPED = ("direct", "gemm") + (("winograd",) if SGEMM else ())  # the methods a plain 3×3 stride-1 conv can force
+UNGROUPED = ("direct", "gemm", "blocked") + (("winograd",) if SGEMM else ())  # what a plain 3×3 stride-1 conv can force
 
 
 def methods(case):
-    """The methods that run ``case``: direct always, gemm ungrouped, winograd and pointwise where they support it."""
+    """The methods that run ``case``: direct always, gemm ungrouped, winograd, pointwise and blocked where they
+    support it."""
     _, c, _, _, f, kh, kw, s, pads, d, g, _ = case
     w_shape = (f, c // g, kh, kw)
     found = ["direct", "gemm"] if g == 1 else ["direct"]
     return found + (["winograd"] if winograd.supports(w_shape, s, pads, d, g) else []) + \
-        (["pointwise"] if pointwise.supports(w_shape, pads, g) else [])
+        (["pointwise"] if pointwise.supports(w_shape, pads, g) else []) + \
+        (["blocked"] if blocked.supports(s, g) else [])
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -316,7 +318,7 @@ def test_fused_relu_backward_with_few_filters_matches_the_direct_loops(pads):
 
 def test_without_openblas_sgemm_the_np_dot_path_gives_the_same_results(monkeypatch):
     """Where numpy's BLAS is not the bundled OpenBLAS (blas.SGEMM false) im2col multiplies through np.dot and the
-    sgemm-only strategies (winograd, pointwise) step aside."""
+    sgemm-only strategies (winograd, pointwise) step aside for the blocked sums, which need no BLAS."""
     from convdesigner.engine.cpu import im2col
     from convdesigner.engine.cpu.conv import strategy
     rng = np.random.default_rng(6)
@@ -326,7 +328,8 @@ def test_without_openblas_sgemm_the_np_dot_path_gives_the_same_results(monkeypat
     grads = conv2d_backward(x, w, dy, 1, (1, 1, 1, 1), 1, 1, method="gemm", relu_out=y)
     for module in (im2col, winograd, pointwise):
         monkeypatch.setattr(module, "SGEMM", False)
-    assert strategy(32, w.shape, 1, (1,) * 4, 1, 1) == "gemm" == strategy(32, (8, 32, 1, 1), 1, (0,) * 4, 1, 1)
+    assert strategy(32, w.shape, 1, (1,) * 4, 1, 1) == "blocked" == strategy(32, (8, 32, 1, 1), 1, (0,) * 4, 1, 1)
+    assert strategy(32, w.shape, 2, (1,) * 4, 1, 1) == "gemm"
     np.testing.assert_allclose(conv2d_forward(x, w, None, 1, (1, 1, 1, 1), 1, 1, relu=True), y, rtol=1e-5, atol=1e-5)
     for a, b in zip(conv2d_backward(x, w, dy, 1, (1, 1, 1, 1), 1, 1, relu_out=y), grads, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)

@@ -52,7 +52,8 @@ def reference_backward(x, w, dy, stride, pads, dilation):
 
 
 def test_the_strategy_rule():
-    assert strategy(3, (8, 3, 3, 3), 1, (1,) * 4, 1, 1) == "gemm"
+    assert strategy(3, (8, 3, 3, 3), 1, (1,) * 4, 1, 1) == "blocked"
+    assert strategy(3, (8, 3, 3, 3), 2, (1,) * 4, 1, 1) == "gemm"
     assert strategy(8, (8, 1, 3, 3), 1, (1,) * 4, 1, 8) == "depthwise"
     assert strategy(8, (8, 4, 3, 3), 1, (1,) * 4, 1, 2) == "direct"
     x, w = np.zeros((1, 4, 5, 5), np.float32), np.zeros((4, 2, 3, 3), np.float32)

@@ -43,7 +43,9 @@ def test_backward_is_bit_identical_across_repeats():
 def test_the_rule_picks_pointwise_for_unpadded_1x1_only():
     assert strategy(24, (40, 24, 1, 1), 1, (0,) * 4, 1, 1) == "pointwise"
     assert strategy(24, (40, 24, 1, 1), 2, (0,) * 4, 1, 1) == "pointwise"  # ResNet's strided shortcut
-    assert strategy(24, (40, 24, 1, 1), 1, (1,) * 4, 1, 1) == "gemm"
+    assert strategy(24, (40, 24, 1, 1), 1, (1,) * 4, 1, 1) == "blocked"  # padded: the blocked sums forward,
+    assert strategy(24, (40, 24, 1, 1), 1, (1,) * 4, 1, 1, backward=True) == "gemm"  # im2col backward
+    assert strategy(24, (40, 24, 1, 1), 2, (1,) * 4, 1, 1) == "gemm"
     assert strategy(24, (24, 1, 1, 1), 1, (0,) * 4, 1, 24) == "depthwise"
     with pytest.raises(ValueError, match="pointwise"):
         conv2d_forward(np.zeros((1, 4, 3, 3), np.float32), np.zeros((4, 4, 1, 1), np.float32), None, 1, (1,) * 4, 1,

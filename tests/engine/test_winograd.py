@@ -69,10 +69,12 @@ def test_backward_is_bit_identical_across_repeats():
 
 def test_the_rule_picks_winograd_for_many_channels_only():
     assert strategy(32, (32, 32, 3, 3), 1, (1,) * 4, 1, 1) == "winograd"
-    assert strategy(16, (16, 16, 3, 3), 1, (1,) * 4, 1, 1) == "gemm"  # a 16-deep product: im2col's 144 wins
+    assert strategy(16, (16, 16, 3, 3), 1, (1,) * 4, 1, 1) == "blocked"  # 16-deep products: the direct sums win
+    assert strategy(48, (12, 48, 3, 3), 1, (1,) * 4, 1, 1) == "blocked"  # ... and 12 filters (DenseNet's)
     assert strategy(64, (64, 64, 3, 3), 2, (1,) * 4, 1, 1) == "gemm"
-    assert strategy(64, (64, 64, 3, 3), 1, (3,) * 4, 1, 1) == "gemm"  # dx would need negative padding
-    assert strategy(64, (64, 64, 5, 5), 1, (2,) * 4, 1, 1) == "gemm"
+    assert strategy(64, (64, 64, 3, 3), 1, (3,) * 4, 1, 1) == "blocked"  # dx would need negative padding
+    assert strategy(64, (64, 64, 5, 5), 1, (2,) * 4, 1, 1) == "blocked"
+    assert strategy(64, (64, 64, 5, 5), 1, (2,) * 4, 1, 1, backward=True) == "gemm"
     x, w = np.zeros((1, 4, 8, 8), np.float32), np.zeros((4, 4, 3, 3), np.float32)
     with pytest.raises(ValueError, match="winograd"):
         conv2d_forward(x, w, None, 1, (1, 1, 1, 1), 2, 1, method="winograd")

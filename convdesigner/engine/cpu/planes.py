@@ -131,6 +131,21 @@ def tap_products(acc, g, plane, off, stride, wp, oh_, ow_):
                     plane[s0:s0 + (ow_ - 1) * stride + 1:stride])
 
 
+@njit(cache=True, nogil=True, fastmath=False, inline="always")
+def narrow(wide, b, y, n0, n1, wq, q_, relu):
+    """y[n0:n1] = wide (F, chunk*Q) without the dropped columns, plus bias, through a ReLU when ``relu``."""
+    oh_, ow_ = y.shape[2], y.shape[3]
+    for f in range(y.shape[1]):
+        bias = b[f]
+        for n in range(n0, n1):
+            for oh in range(oh_):
+                src = wide[f, (n - n0) * q_ + oh * wq:(n - n0) * q_ + oh * wq + ow_]
+                dst = y[n, f, oh]
+                for ow in range(ow_):
+                    v = src[ow] + bias
+                    dst[ow] = 0.0 if relu and v < 0.0 else v
+
+
 @njit(cache=True, nogil=True, fastmath=False)
 def pad_into(plane, x, n, top, left, wp):
     """Copy sample n of x into the interior of the zero-bordered flat planes (C, Hp*Wp)."""

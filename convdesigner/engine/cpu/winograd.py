@@ -29,6 +29,7 @@ _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.
 
 # Channels from which the 16 products (inner dimension C) beat im2col's one (inner dimension 9C), forward and
 # backward, on the templates' shapes (2-core Zen 3): C = 32 and 64 1.2-1.5×; C = 16 0.9-1.1×; C = 3 0.5-0.7×.
+# conv.strategy asks as many filters too: below, the blocked sums win (Zen 4: DenseNet's 48 -> 12 1.1×).
 MIN_CHANNELS = 32
 
 
