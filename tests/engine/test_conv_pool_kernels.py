@@ -302,18 +302,23 @@ def test_avgpool_worked_examples_match_pytorch():
     np.testing.assert_array_equal(arg[0, 0], [[0, 1, 3], [5, 6, 8], [15, 16, 18]])
 
 
+@pytest.mark.parametrize("method", ["gemm", "blocked"])
 @pytest.mark.parametrize("pads", [(1, 1, 1, 1), (0, 2, 1, 0)])
-def test_fused_relu_backward_with_few_filters_matches_the_direct_loops(pads):
-    """Where dx is the flipped kernel's forward pass (filters few next to channels) the ReLU gate still applies."""
+def test_fused_relu_backward_with_few_filters_matches_the_direct_loops(pads, method):
+    """Where dx is the flipped kernel's forward pass (filters few next to channels; the blocked sums gating dy as
+    they stack it) the ReLU gate still applies, with dx and without."""
     rng = np.random.default_rng(4)
     x, w = rand(rng, 3, 10, 6, 7), rand(rng, 3, 10, 3, 3)
     y = conv2d_forward(x, w, None, 1, pads, 1, 1, relu=True)
     assert (y == 0).any() and (y > 0).any()
     dy = rand(rng, *y.shape)
-    got = conv2d_backward(x, w, dy, 1, pads, 1, 1, method="gemm", relu_out=y)
-    want = conv2d_backward(x, w, dy, 1, pads, 1, 1, method="direct", relu_out=y)
-    for a, b in zip(got, want, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    for need_dx in (True, False):
+        got = conv2d_backward(x, w, dy, 1, pads, 1, 1, need_dx, method=method, relu_out=y)
+        want = conv2d_backward(x, w, dy, 1, pads, 1, 1, need_dx, method="direct", relu_out=y)
+        assert (got[0] is None) == (not need_dx)
+        first = 0 if need_dx else 1
+        for a, b in zip(got[first:], want[first:], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_without_openblas_sgemm_the_np_dot_path_gives_the_same_results(monkeypatch):

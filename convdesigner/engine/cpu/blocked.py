@@ -36,11 +36,19 @@ def supports(stride: int, groups: int) -> bool:
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _stack(x, n0, n1, planes, plane, top, left, wp):
-    """Samples n0..n1 of x padded into the planes (C, ·), one ``plane`` floats after another (borders stay zero)."""
+def _stack(x, gate, gated, n0, n1, planes, plane, top, left, wp):
+    """Samples n0..n1 of x padded into the planes (C, ·), one ``plane`` floats after another (borders stay zero);
+    with ``gated``, x where gate > 0 and zero elsewhere (a gradient through a ReLU, with no gated copy of it)."""
     for n in range(n0, n1):
         at = (n - n0) * plane
-        pad_into(planes[:, at:at + plane], x, n, top, left, wp)
+        if not gated:
+            pad_into(planes[:, at:at + plane], x, n, top, left, wp)
+            continue
+        for c in range(x.shape[1]):
+            for h in range(x.shape[2]):
+                base = at + (h + top) * wp + left
+                for j in range(x.shape[3]):
+                    planes[c, base + j] = x[n, c, h, j] if gate[n, c, h, j] > 0.0 else 0.0
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -83,9 +91,9 @@ def _store3(dst, r, v0, v1, v2):
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _forward_chunk(x, wb, b, y, n0, n1, planes, wide, offsets, plane, top, left, wp, relu):
+def _forward_chunk(x, gate, gated, wb, b, y, n0, n1, planes, wide, offsets, plane, top, left, wp, relu):
     """Samples n0..n1 of :func:`forward`: stacked into the planes, summed, narrowed into y."""
-    _stack(x, n0, n1, planes, plane, top, left, wp)
+    _stack(x, gate, gated, n0, n1, planes, plane, top, left, wp)
     end = -(-(n1 - n0) * plane // _SPAN) * _SPAN
     _products(planes, wb, wide, offsets, end)
     narrow(wide, b, y, n0, n1, wp, plane, relu)
@@ -130,7 +138,7 @@ def _sums(out, v0, v1, v2, v3):
 def _backward_chunk(x, dy, y, relu, n0, n1, planes, wide, offsets, plane, top, left, wp, dw, db):
     """dw and db of samples n0..n1: stacked into the planes, their gradient (gated by the ReLU output y when
     ``relu``) widened beside them, the products summed."""
-    _stack(x, n0, n1, planes, plane, top, left, wp)
+    _stack(x, x, False, n0, n1, planes, plane, top, left, wp)
     end = -(-(n1 - n0) * plane // WIDTH) * WIDTH
     wide[:, (n1 - n0) * plane:end] = 0.0  # past the chunk's last sample, where a longer chunk may have left values
     col_sums = np.empty(dy.shape[3], np.float32)
@@ -166,8 +174,9 @@ def _layout(g: Geometry, n: int, channels: int, filters: int, offsets, span: int
     return plane, chunk, end + int(offsets.max())
 
 
-def forward(x, w, b, y, g: Geometry, pads, dilation: int, relu: bool) -> None:
-    """y (N,F,OH,OW) = conv(x, w) + b, through a ReLU when ``relu``, chunks of the batch on run_shared's threads."""
+def forward(x, w, b, y, g: Geometry, pads, dilation: int, relu: bool, gate=None) -> None:
+    """y (N,F,OH,OW) = conv(x, w) + b, through a ReLU when ``relu``, chunks of the batch on run_shared's threads;
+    with ``gate`` (x's shape), x counts only where gate > 0: dx of a ReLU-fused conv from its ungated dy."""
     f, c, kh, kw = w.shape
     wb = _blocked_weights(w)
     offsets = _offsets(g, kh, kw, dilation, kh * kw)
@@ -178,7 +187,8 @@ def forward(x, w, b, y, g: Geometry, pads, dilation: int, relu: bool) -> None:
         planes[:] = 0.0  # the borders and the tail, which _stack never writes
         wide = workspace(f"gemm1.{worker}", (wb.shape[0] * FILTERS, length))
         for n0, n1 in chunks:
-            _forward_chunk(x, wb, b, y, n0, n1, planes, wide, offsets, plane, pads[0], pads[2], g.wp, relu)
+            _forward_chunk(x, x if gate is None else gate, gate is not None, wb, b, y, n0, n1, planes, wide, offsets,
+                           plane, pads[0], pads[2], g.wp, relu)
 
     run_shared(work, x.shape[0], chunk)
 

@@ -162,21 +162,35 @@ def _backward_with_flipped_dx(x, w, dy, relu_out, dx, flipped, g, pads, dilation
     """(dx, dw, db) with dx, where asked for, the forward convolution of the gated dy with the flipped, transposed
     kernel (by whichever method suits its F input channels). im2col takes this road where the filters are few next
     to the channels (DenseNet's 48 -> 12), whose rank-F product scattered back by col2im writes C*kh*kw rows from
-    only F; Winograd and the blocked sums always (where the padding allows), neither having a col2im."""
+    only F; Winograd always (where the padding allows), having no col2im."""
     if relu_out is not None:
         gated = workspace("gated", dy.shape)
         relu_backward(relu_out.reshape(-1), dy.reshape(-1), gated.reshape(-1))
         dy = gated
     if kind == "winograd":
         dw, db = winograd.backward(x, w, dy, pads)
-    elif kind == "blocked":
-        dw, db = blocked.weight_gradient(x, w.shape, dy, dy, False, g, pads, dilation)
     else:
         dw, db = im2col.gemm_backward(x, w, dy, dy, False, None, g, 1, pads, dilation)
     if dx is not None:
-        wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-        conv2d_forward(dy, wt, None, 1, flipped, dilation, 1, out=dx)
+        conv2d_forward(dy, _flipped_kernel(w), None, 1, flipped, dilation, 1, out=dx)
     return dx, dw, db
+
+
+def _blocked_backward(x, w, dy, relu_out, dx, flipped, g, pads, dilation):
+    """(dx, dw, db) by the blocked sums, dx where asked for as the blocked forward of dy with the flipped, transposed
+    kernel: both gate dy by relu_out as they stack it, so no gated copy of dy is made (it cost batch 64's seed CNN
+    a tenth of its peak memory)."""
+    relu = relu_out is not None
+    dw, db = blocked.weight_gradient(x, w.shape, dy, relu_out if relu else dy, relu, g, pads, dilation)
+    if dx is not None:
+        wt = _flipped_kernel(w)
+        gd = geometry(dy.shape, wt.shape, 1, flipped, dilation)
+        blocked.forward(dy, wt, np.zeros(wt.shape[0], np.float32), dx, gd, flipped, dilation, False, relu_out)
+    return dx, dw, db
+
+
+def _flipped_kernel(w):
+    return np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
 
 
 def _checked(buf, shape, name):
@@ -239,11 +253,9 @@ def conv2d_backward(x, w, dy, stride, pads, dilation, groups, need_dx=True, *, d
     relu = relu_out is not None
     gate_by = _checked(relu_out, dy.shape, "relu_out") if relu else dy
     flipped = _flipped_pads(w.shape, pads, dilation) if need_dx and stride == 1 else None
-    if kind == "blocked" and not need_dx:  # gated on the way in: no gated copy of dy
-        dw, db = blocked.weight_gradient(x, w.shape, dy, gate_by, relu, g, pads, dilation)
-        return None, dw, db
-    if kind == "winograd" or (kind == "blocked" and flipped is not None) or \
-            (kind == "gemm" and flipped is not None and 2 * f <= c):
+    if kind == "blocked" and (flipped is not None or not need_dx):
+        return _blocked_backward(x, w, dy, relu_out, dx, flipped, g, pads, dilation)
+    if kind == "winograd" or (kind == "gemm" and flipped is not None and 2 * f <= c):
         return _backward_with_flipped_dx(x, w, dy, relu_out, dx, flipped, g, pads, dilation, kind)
     if kind in ("gemm", "blocked"):
         dw, db = im2col.gemm_backward(x, w, dy, gate_by, relu, dx, g, stride, pads, dilation)
