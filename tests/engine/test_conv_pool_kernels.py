@@ -302,13 +302,14 @@ def test_avgpool_worked_examples_match_pytorch():
     np.testing.assert_array_equal(arg[0, 0], [[0, 1, 3], [5, 6, 8], [15, 16, 18]])
 
 
-@pytest.mark.parametrize("method", ["gemm", "blocked"])
+@pytest.mark.parametrize("method,channels,filters", [("gemm", 10, 3), ("blocked", 10, 3)]
+                         + ([("winograd", 32, 32)] if SGEMM else []))
 @pytest.mark.parametrize("pads", [(1, 1, 1, 1), (0, 2, 1, 0)])
-def test_fused_relu_backward_with_few_filters_matches_the_direct_loops(pads, method):
-    """Where dx is the flipped kernel's forward pass (filters few next to channels; the blocked sums gating dy as
-    they stack it) the ReLU gate still applies, with dx and without."""
+def test_fused_relu_backward_through_the_flipped_kernel_matches_the_direct_loops(pads, method, channels, filters):
+    """Where dx is the flipped kernel's forward pass (filters few next to channels, or Winograd; every method gating
+    dy as it reads it, with no gated copy) the ReLU gate still applies, to dx, dW and db alike."""
     rng = np.random.default_rng(4)
-    x, w = rand(rng, 3, 10, 6, 7), rand(rng, 3, 10, 3, 3)
+    x, w = rand(rng, 3, channels, 6, 7), rand(rng, filters, channels, 3, 3)
     y = conv2d_forward(x, w, None, 1, pads, 1, 1, relu=True)
     assert (y == 0).any() and (y > 0).any()
     dy = rand(rng, *y.shape)

@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit, prange
 
 from convdesigner.engine.cpu import blocked, im2col, pointwise, winograd
-from convdesigner.engine.cpu.activation import relu_backward, relu_forward
+from convdesigner.engine.cpu.activation import relu_forward
 from convdesigner.engine.cpu.depthwise import depthwise_backward, depthwise_forward
 from convdesigner.engine.cpu.planes import (
     copy,
@@ -159,33 +159,26 @@ def _flipped_pads(w_shape, pads, dilation) -> tuple[int, int, int, int] | None:
 
 
 def _backward_with_flipped_dx(x, w, dy, relu_out, dx, flipped, g, pads, dilation, kind):
-    """(dx, dw, db) with dx, where asked for, the forward convolution of the gated dy with the flipped, transposed
-    kernel (by whichever method suits its F input channels). im2col takes this road where the filters are few next
-    to the channels (DenseNet's 48 -> 12), whose rank-F product scattered back by col2im writes C*kh*kw rows from
-    only F; Winograd always (where the padding allows), having no col2im."""
-    if relu_out is not None:
-        gated = workspace("gated", dy.shape)
-        relu_backward(relu_out.reshape(-1), dy.reshape(-1), gated.reshape(-1))
-        dy = gated
-    if kind == "winograd":
-        dw, db = winograd.backward(x, w, dy, pads)
-    else:
-        dw, db = im2col.gemm_backward(x, w, dy, dy, False, None, g, 1, pads, dilation)
-    if dx is not None:
-        conv2d_forward(dy, _flipped_kernel(w), None, 1, flipped, dilation, 1, out=dx)
-    return dx, dw, db
-
-
-def _blocked_backward(x, w, dy, relu_out, dx, flipped, g, pads, dilation):
-    """(dx, dw, db) by the blocked sums, dx where asked for as the blocked forward of dy with the flipped, transposed
-    kernel: both gate dy by relu_out as they stack it, so no gated copy of dy is made (it cost batch 64's seed CNN
-    a tenth of its peak memory)."""
+    """(dx, dw, db) with dx, where asked for, the forward convolution of dy with the flipped, transposed kernel, by
+    Winograd or the blocked sums (whichever suits its F input channels). Every method here gates dy by relu_out as it
+    reads it, so no gated copy of dy is made (it cost batch 64's seed CNN a tenth of its peak memory). im2col takes
+    this road where the filters are few next to the channels, whose rank-F product scattered back by col2im writes
+    C*kh*kw rows from only F; Winograd always (where the padding allows), having no col2im."""
     relu = relu_out is not None
-    dw, db = blocked.weight_gradient(x, w.shape, dy, relu_out if relu else dy, relu, g, pads, dilation)
+    if kind == "winograd":
+        dw, db = winograd.backward(x, w, dy, pads, relu_out)
+    elif kind == "blocked":
+        dw, db = blocked.weight_gradient(x, w.shape, dy, relu_out if relu else dy, relu, g, pads, dilation)
+    else:
+        dw, db = im2col.gemm_backward(x, w, dy, relu_out if relu else dy, relu, None, g, 1, pads, dilation)
     if dx is not None:
         wt = _flipped_kernel(w)
-        gd = geometry(dy.shape, wt.shape, 1, flipped, dilation)
-        blocked.forward(dy, wt, np.zeros(wt.shape[0], np.float32), dx, gd, flipped, dilation, False, relu_out)
+        bias = np.zeros(wt.shape[0], np.float32)
+        if strategy(wt.shape[1], wt.shape, 1, flipped, dilation, 1) == "winograd":
+            winograd.forward(dy, wt, bias, dx, flipped, False, relu_out)
+        else:
+            gd = geometry(dy.shape, wt.shape, 1, flipped, dilation)
+            blocked.forward(dy, wt, bias, dx, gd, flipped, dilation, False, relu_out)
     return dx, dw, db
 
 
@@ -253,9 +246,8 @@ def conv2d_backward(x, w, dy, stride, pads, dilation, groups, need_dx=True, *, d
     relu = relu_out is not None
     gate_by = _checked(relu_out, dy.shape, "relu_out") if relu else dy
     flipped = _flipped_pads(w.shape, pads, dilation) if need_dx and stride == 1 else None
-    if kind == "blocked" and (flipped is not None or not need_dx):
-        return _blocked_backward(x, w, dy, relu_out, dx, flipped, g, pads, dilation)
-    if kind == "winograd" or (kind == "gemm" and flipped is not None and 2 * f <= c):
+    if (kind == "blocked" and (flipped is not None or not need_dx)) or kind == "winograd" or \
+            (kind == "gemm" and flipped is not None and 2 * f <= c):
         return _backward_with_flipped_dx(x, w, dy, relu_out, dx, flipped, g, pads, dilation, kind)
     if kind in ("gemm", "blocked"):
         dw, db = im2col.gemm_backward(x, w, dy, gate_by, relu, dx, g, stride, pads, dilation)

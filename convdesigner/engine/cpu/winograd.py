@@ -69,30 +69,33 @@ def _tri(out, p0, p1, p2, s1, s2):
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _split(src, n0, n1, phases, top, left, w1):
-    """phases (C, 4, size) = src[n0:n1] padded by (top, left) and zeros, in the chunk layout above.  Unsigned
-    indices: numba checks signed ones for wraparound, which cost 2-3× here."""
+def _split(src, gate, gated, n0, n1, phases, top, left, w1):
+    """phases (C, 4, size) = src[n0:n1] padded by (top, left) and zeros, in the chunk layout above; with ``gated``,
+    src only where gate > 0 (a gradient through a ReLU, with no gated copy of it).  Unsigned indices: numba checks
+    signed ones for wraparound, which cost 2-3× here."""
     nb = n1 - n0
     phases[:] = 0.0
     size = phases.shape[2]
     for c in range(src.shape[1]):
         flat = phases[c].reshape(4 * size)
         for n in range(nb):
-            img = src[n0 + n, c]
+            img, opens = src[n0 + n, c], gate[n0 + n, c]
             for h in range(src.shape[2]):
                 a, r = (h + top) % 2, (h + top) // 2
-                row = img[h]
+                row, open_ = img[h], opens[h]
                 for w in range(src.shape[3]):
                     col = w + left
-                    flat[np.uint64((2 * a + col % 2) * size + (r * w1 + col // 2) * nb + n)] = row[w]
+                    value = row[w] if not gated or open_[w] > 0.0 else np.float32(0.0)
+                    flat[np.uint64((2 * a + col % 2) * size + (r * w1 + col // 2) * nb + n)] = value
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _transform_inputs(x, n0, n1, phases, v, top, left, th_, tw_):
-    """v[(i, j), c, t] = (Bᵀ d B)[i, j] of each 4×4 input tile t (wide order) of x[n0:n1], padded by (top, left)."""
+def _transform_inputs(x, gate, gated, n0, n1, phases, v, top, left, th_, tw_):
+    """v[(i, j), c, t] = (Bᵀ d B)[i, j] of each 4×4 input tile t (wide order) of x[n0:n1], padded by (top, left)
+    (x gated as in :func:`_split`)."""
     w1, nb = tw_ + 1, n1 - n0
     run = ((th_ - 1) * w1 + tw_) * nb
-    _split(x, n0, n1, phases, top, left, w1)
+    _split(x, gate, gated, n0, n1, phases, top, left, w1)
     for c in range(x.shape[1]):
         ph = phases[c]
         for i in range(4):
@@ -135,15 +138,17 @@ def _output_tiles(m, b, y, n0, n1, th_, tw_, relu):
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _gradient_tiles(dy, n0, n1, phases, g, th_, tw_):
-    """g[(i, j), f, t] = (A e Aᵀ)[i, j] for each 2×2 tile e of dy[n0:n1] (zero past its edge), in the wide tile order
-    with zeros in the dropped tiles; phases (F, 4, size) is scratch. A's rows are e0, e0 + e1, e0 - e1, -e1."""
+def _gradient_tiles(dy, gate, gated, n0, n1, phases, g, db, th_, tw_):
+    """g[(i, j), f, t] = (A e Aᵀ)[i, j] for each 2×2 tile e of dy[n0:n1] (zero past its edge, gated as in
+    :func:`_split`), in the wide tile order with zeros in the dropped tiles, and db[f] its sum; phases (F, 4, size)
+    is scratch. A's rows are e0, e0 + e1, e0 - e1, -e1."""
     w1, nb = tw_ + 1, n1 - n0
     run = ((th_ - 1) * w1 + tw_) * nb
     rows = np.empty((4, 2, run), np.float32)
     one, zero = np.float32(1.0), np.float32(0.0)
-    _split(dy, n0, n1, phases, 0, 0, w1)
+    _split(dy, gate, gated, n0, n1, phases, 0, 0, w1)
     for f in range(dy.shape[1]):
+        db[f] = phases[f].sum()
         for b in range(2):
             e0, e1 = phases[f, b, :run], phases[f, 2 + b, :run]
             _tri(rows[0, b], e0, e1, e1, zero, zero)
@@ -169,16 +174,16 @@ def _products(a, b, out, trans_b):
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _forward_chunk(x, n0, n1, phases, u, v, prod, b, y, top, left, th_, tw_, relu):
-    _transform_inputs(x, n0, n1, phases, v, top, left, th_, tw_)
+def _forward_chunk(x, gate, gated, n0, n1, phases, u, v, prod, b, y, top, left, th_, tw_, relu):
+    _transform_inputs(x, gate, gated, n0, n1, phases, v, top, left, th_, tw_)
     _products(u, v, prod, False)
     _output_tiles(prod, b, y, n0, n1, th_, tw_, relu)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _dw_chunk(x, dy, n0, n1, phases, dphases, v, g, slot, top, left, th_, tw_):
-    _transform_inputs(x, n0, n1, phases, v, top, left, th_, tw_)
-    _gradient_tiles(dy, n0, n1, dphases, g, th_, tw_)
+def _dw_chunk(x, dy, gate, gated, n0, n1, phases, dphases, v, g, slot, db, top, left, th_, tw_):
+    _transform_inputs(x, x, False, n0, n1, phases, v, top, left, th_, tw_)
+    _gradient_tiles(dy, gate, gated, n0, n1, dphases, g, db, th_, tw_)
     _products(v, g, slot, True)
 
 
@@ -215,8 +220,9 @@ def _kernel_gradient(total):
     return np.ascontiguousarray(np.tensordot(rows, _G, axes=([1], [0])).transpose(2, 1, 0, 3))
 
 
-def forward(x, w, b, y, pads, relu):
-    """y (N,F,OH,OW) = conv(x, w) + b (through a ReLU when ``relu``) for a 3×3 stride-1 kernel (:func:`supports`)."""
+def forward(x, w, b, y, pads, relu, gate=None):
+    """y (N,F,OH,OW) = conv(x, w) + b (through a ReLU when ``relu``) for a 3×3 stride-1 kernel (:func:`supports`);
+    with ``gate`` (x's shape), x counts only where gate > 0: dx of a ReLU-fused conv from its ungated dy."""
     f, c = w.shape[:2]
     th_, tw_, tiles = _tiles(y.shape[2], y.shape[3])
     u = _kernel_tiles(w)
@@ -227,23 +233,25 @@ def forward(x, w, b, y, pads, relu):
         for n0, n1 in chunks:
             m = (n1 - n0) * tiles
             phases = _phases(worker, c, th_, tw_, n1 - n0)
-            _forward_chunk(x, n0, n1, phases, u, view(0, m), view(1, m), b, y, pads[0], pads[2], th_, tw_, relu)
+            _forward_chunk(x, x if gate is None else gate, gate is not None, n0, n1, phases, u, view(0, m),
+                           view(1, m), b, y, pads[0], pads[2], th_, tw_, relu)
 
     run_shared(work, x.shape[0], cb)
 
 
-def backward(x, w, dy, pads):
-    """(dw, db) of :func:`forward` given dy (already through the ReLU's gate, where there is one); dx is the forward
-    convolution of dy with the flipped kernel (conv.py runs it).
+def backward(x, w, dy, pads, relu_out=None):
+    """(dw, db) of :func:`forward` given dy, gated where relu_out <= 0 when given (a ReLU-fused conv); dx is the
+    forward convolution of the gated dy with the flipped kernel (conv.py runs it).
 
     Each chunk's dW products go to a slot of their own, summed in chunk order, so results do not depend on which
     thread took which chunk (training stays bit-reproducible)."""
     f, c = w.shape[:2]
     n = x.shape[0]
-    db = dy.sum(axis=(0, 2, 3), dtype=np.float32)
     th_, tw_, tiles = _tiles(dy.shape[2], dy.shape[3])
     cb = _chunk(max(c, f), tiles, n)
     slots = np.empty((-(-n // cb), 16, c, f), np.float32)
+    dbs = np.empty((len(slots), f), np.float32)
+    gate = dy if relu_out is None else relu_out
 
     def work(worker, chunks):
         view = _buffers(worker, (c, f), cb, tiles)
@@ -251,8 +259,8 @@ def backward(x, w, dy, pads):
             m = (n1 - n0) * tiles
             phases = _phases(worker, c, th_, tw_, n1 - n0)
             dphases = workspace(f"dplane{worker}", (f, 4, (th_ + 1) * (tw_ + 1) * (n1 - n0)))
-            _dw_chunk(x, dy, n0, n1, phases, dphases, view(0, m), view(1, m), slots[n0 // cb], pads[0], pads[2],
-                      th_, tw_)
+            _dw_chunk(x, dy, gate, relu_out is not None, n0, n1, phases, dphases, view(0, m), view(1, m),
+                      slots[n0 // cb], dbs[n0 // cb], pads[0], pads[2], th_, tw_)
 
     run_shared(work, n, cb)
-    return _kernel_gradient(slots.sum(0).reshape(4, 4, c, f)), db
+    return _kernel_gradient(slots.sum(0).reshape(4, 4, c, f)), dbs.sum(0)
