@@ -52,3 +52,28 @@ def test_a_buffer_is_not_handed_out_while_a_view_of_it_lives():
     pool.take((24,))
     pool.take((2, 12))
     assert pool.nbytes == made == 2 * 24 * 4
+
+
+def _seed_cnn_pass(pool):
+    """The requests of a seed CNN's backward pass: tiny gradients first, then each block's dy read while its dx,
+    of another size, is written (sizes in floats)."""
+    pool.reset()
+    pending = None
+    for size in (8, 8, 8, 128, 512, 256, 1024):
+        dx = pool.take((size,))
+        pool.hold(dx)
+        pool.drop(pending)
+        pending = dx
+    return pool.buffers()
+
+
+def test_each_pass_reuses_the_buffers_of_the_last_and_grows_none_beside_a_free_one():
+    pool = GradientPool(cpu_backend())
+    first = _seed_cnn_pass(pool)
+    assert pool.nbytes == (256 + 1024) * 4  # the largest dy and dx live together; the smaller ones grew into them
+    for _ in range(3):
+        assert _seed_cnn_pass(pool) == first
+    pool.reset()  # a pass that goes another way (a larger batch) still gets buffers that fit, none shared
+    got = [pool.take((size,)) for size in (2048, 8, 1024)]
+    assert [a.size for a in got] == [2048, 8, 1024]
+    assert not any(np.shares_memory(a, b) for i, a in enumerate(got) for b in got[i + 1:])
