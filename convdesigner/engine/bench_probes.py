@@ -87,7 +87,8 @@ def measure_step_memory(engine: str, template: str, batch: int, threads: int) ->
     training steps at ``batch`` on ``engine`` ('ours' or 'torch'), after a warm-up step at batch 2 on a throw-away
     copy, so that loading compiled kernels and the library's own start-up are not counted. Ours with its worker
     processes running the batch's other parts (engine.part_processes), as in a long run: their growth from when they
-    were ready (their Python and kernels loaded) is added."""
+    were ready (their Python and kernels loaded) is added, less the pages of the files they share with this process
+    (weights, inputs, gradients: resident once, and counted in this process's peak; they were counted twice)."""
     import numba
 
     from ..graph.templates import build
@@ -111,12 +112,13 @@ def measure_step_memory(engine: str, template: str, batch: int, threads: int) ->
     train, net = steps(batch)
     workers = []
     if net is not None and net.start_part_processes() is None:
-        workers = [(pid, status_kib("VmRSS", pid)) for pid in net._processes.pids()]
-        for pid, _ in workers:
+        workers = [(pid, status_kib("VmRSS", pid), status_kib("RssShmem", pid)) for pid in net._processes.pids()]
+        for pid, *_ in workers:
             _reset_peak(pid)
     for _ in range(3):
         train()
-    grown = status_kib("VmHWM") - base + sum(status_kib("VmHWM", pid) - rss for pid, rss in workers)
+    grown = status_kib("VmHWM") - base + sum(status_kib("VmHWM", pid) - rss - (status_kib("RssShmem", pid) - shared)
+                                             for pid, rss, shared in workers)
     return {"mib": grown / 1024}
 
 

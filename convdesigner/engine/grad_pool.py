@@ -48,10 +48,12 @@ class GradientPool:
         if free:
             buf = self._free.pop(free[0])
         else:
-            buf = self._backend.empty((size,))
+            old = None
             if self._free:  # all smaller: the largest one grows into this one, for every request it served
                 old = self._free.pop(max(range(len(self._free)), key=lambda i: self._free[i].size))
                 del self._made[id(old)]
+            buf = self._backend.empty((size,))  # its pages are touched when written, once ``old`` is gone
+            if old is not None:
                 self._last = [buf if b is old else b for b in self._last]
                 self._this = [buf if b is old else b for b in self._this]
             self._made[id(buf)] = buf

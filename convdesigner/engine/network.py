@@ -318,7 +318,7 @@ class Network:
                 pool.drop(dy)
                 continue
             if self._fused and i in self._fusions:
-                grads[self._fusions[i]] = dy  # the producer's backward applies this ReLU's gradient
+                grads[self._fusions[i]], grads[i] = dy, None  # the producer's backward applies this ReLU's gradient
                 continue
             for j, dx in zip(self._sources[i], layer.backward(dy, need), strict=True):
                 pool.hold(dx)
@@ -331,6 +331,7 @@ class Network:
                 if dx is not None:
                     grads[j] = dx
             pool.drop(dy)
+            grads[i] = dy = None  # read for the last time: a buffer the pool lets go of is then freed at once
         dx = grads[self._input]
         return self.backend.to_host(dx) if input_grad and dx is not None else None
 

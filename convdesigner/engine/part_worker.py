@@ -80,6 +80,8 @@ class _Part:
 
     def io_(self, message: dict) -> dict:
         self.io = self.opener(message["io"])
+        for i, p in enumerate(self.net.parameters()):  # backward writes its gradients where the network reads them
+            p.grad = self.io[f"g{i}"]
         return {}
 
     def forward(self, message: dict) -> dict:
@@ -104,8 +106,6 @@ class _Part:
         n = len(self.net._outputs[self.net._head])
         grad = self.io["dy"][:n] if message["grad"] else None
         dx = self._seated(lambda: on_one_core(lambda: self.net._backward(grad, message["input_grad"])))
-        for i, p in enumerate(self.net.parameters()):
-            np.copyto(self.io[f"g{i}"], p.grad)
         if dx is not None:
             np.copyto(self.io["dx"][:n], dx)
         return {}
