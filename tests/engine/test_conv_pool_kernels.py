@@ -55,6 +55,7 @@ CASES = [
     (7, 12, 1, 1, 20, 1, 1, 1, (0, 0, 0, 0), 1, 1, True),     # 1x1 planes (squeeze-excitation): the chunk at once
     (3, 8, 7, 6, 12, 1, 1, 2, (0, 0, 0, 0), 1, 1, True),      # a strided 1x1 (ResNet's shortcut), odd sizes
     (2, 5, 8, 10, 4, 3, 3, 3, (1, 0, 2, 1), 1, 1, False),     # stride 3: nine phase planes, uneven padding
+    (2, 3, 5, 37, 5, 3, 3, 1, (1, 1, 1, 1), 1, 1, True),      # rows of whole SIMD vectors and a rest (planes.copy_run)
 ]
 
 
@@ -305,11 +306,14 @@ def test_avgpool_worked_examples_match_pytorch():
 @pytest.mark.parametrize("method,channels,filters", [("gemm", 10, 3), ("blocked", 10, 3)]
                          + ([("winograd", 32, 32)] if SGEMM else []))
 @pytest.mark.parametrize("pads", [(1, 1, 1, 1), (0, 2, 1, 0)])
-def test_fused_relu_backward_through_the_flipped_kernel_matches_the_direct_loops(pads, method, channels, filters):
+@pytest.mark.parametrize("width", [7, 37])
+def test_fused_relu_backward_through_the_flipped_kernel_matches_the_direct_loops(pads, method, channels, filters,
+                                                                                 width):
     """Where dx is the flipped kernel's forward pass (filters few next to channels, or Winograd; every method gating
-    dy as it reads it, with no gated copy) the ReLU gate still applies, to dx, dW and db alike."""
+    dy as it reads it, with no gated copy) the ReLU gate still applies, to dx, dW and db alike: on rows shorter than a
+    SIMD vector and on rows of whole vectors and a rest."""
     rng = np.random.default_rng(4)
-    x, w = rand(rng, 3, channels, 6, 7), rand(rng, filters, channels, 3, 3)
+    x, w = rand(rng, 3, channels, 6, width), rand(rng, filters, channels, 3, 3)
     y = conv2d_forward(x, w, None, 1, pads, 1, 1, relu=True)
     assert (y == 0).any() and (y > 0).any()
     dy = rand(rng, *y.shape)

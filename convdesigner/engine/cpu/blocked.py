@@ -38,17 +38,10 @@ def supports(stride: int, groups: int) -> bool:
 @njit(cache=True, nogil=True, fastmath=False)
 def _stack(x, gate, gated, n0, n1, planes, plane, top, left, wp):
     """Samples n0..n1 of x padded into the planes (C, ·), one ``plane`` floats after another (borders stay zero);
-    with ``gated``, x where gate > 0 and zero elsewhere (a gradient through a ReLU, with no gated copy of it)."""
+    with ``gated``, x times (gate > 0) (a gradient through a ReLU, with no gated copy of it)."""
+    flat = planes.ravel()
     for n in range(n0, n1):
-        at = (n - n0) * plane
-        if not gated:
-            pad_into(planes[:, at:at + plane], x, n, top, left, wp)
-            continue
-        for c in range(x.shape[1]):
-            for h in range(x.shape[2]):
-                base = at + (h + top) * wp + left
-                for j in range(x.shape[3]):
-                    planes[c, base + j] = x[n, c, h, j] if gate[n, c, h, j] > 0.0 else 0.0
+        pad_into(flat, (n - n0) * plane, planes.shape[1], x, n, top, left, wp, gate, gated)
 
 
 @njit(cache=True, nogil=True, fastmath=False)

