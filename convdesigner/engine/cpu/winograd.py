@@ -26,6 +26,7 @@ from convdesigner.engine.cpu.planes import workspace
 _CHUNK_FLOATS = 1 << 18  # 1 MiB of transformed input per chunk (5-20 % faster than 512 KiB, 2 MiB no faster)
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]], np.float32)
+_GG = np.kron(_G, _G)  # (16, 9): G ⊗ G, row 4i + j column 3k + l = G[i, k]·G[j, l] (products of 0, ±1/2, 1: exact)
 
 
 # Channels from which the 16 products (inner dimension C) beat im2col's one (inner dimension 9C), forward and
@@ -210,16 +211,16 @@ def _phases(worker: int, c: int, th: int, tw: int, cb: int) -> np.ndarray:
 
 
 def _kernel_tiles(w):
-    """(16, F, C): G g Gᵀ for each 3×3 kernel g (tensordot: sgemm, where broadcast matmuls took 2 ms for 64×64)."""
+    """(16, F, C): G g Gᵀ for each 3×3 kernel g, as one product by G ⊗ G (3-4× two tensordots and their transposed
+    copy: 0.2 ms a call for 64×64, three calls a layer's training step)."""
     f, c = w.shape[:2]
-    rows = np.tensordot(w, _G, axes=([3], [1]))  # (F, C, 3, 4)
-    return np.ascontiguousarray(np.tensordot(_G, rows, axes=([1], [2])).transpose(0, 3, 1, 2)).reshape(16, f, c)
+    return np.dot(_GG, w.reshape(f * c, 9).T).reshape(16, f, c)
 
 
 def _kernel_gradient(total):
-    """dW (F, C, 3, 3) = Gᵀ m G from the summed products m (4, 4, C, F)."""
-    rows = np.tensordot(_G, total, axes=([0], [0]))  # (3, 4, C, F)
-    return np.ascontiguousarray(np.tensordot(rows, _G, axes=([1], [0])).transpose(2, 1, 0, 3))
+    """dW (F, C, 3, 3) = Gᵀ m G from the summed products m (4, 4, C, F), by (G ⊗ G)ᵀ as in :func:`_kernel_tiles`."""
+    c, f = total.shape[2], total.shape[3]
+    return np.ascontiguousarray(np.dot(_GG.T, total.reshape(16, c * f)).reshape(3, 3, c, f).transpose(3, 2, 0, 1))
 
 
 def forward(x, w, b, y, pads, relu, gate=None):
