@@ -56,6 +56,7 @@ CASES = [
     (3, 8, 7, 6, 12, 1, 1, 2, (0, 0, 0, 0), 1, 1, True),      # a strided 1x1 (ResNet's shortcut), odd sizes
     (2, 5, 8, 10, 4, 3, 3, 3, (1, 0, 2, 1), 1, 1, False),     # stride 3: nine phase planes, uneven padding
     (2, 3, 5, 37, 5, 3, 3, 1, (1, 1, 1, 1), 1, 1, True),      # rows of whole SIMD vectors and a rest (planes.copy_run)
+    (2, 3, 5, 37, 4, 3, 3, 2, (1, 0, 1, 2), 1, 1, True),      # ... split into stride-2 phases by vectors too
 ]
 
 

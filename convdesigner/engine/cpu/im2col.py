@@ -16,6 +16,7 @@ from numba import njit
 from convdesigner.engine.cpu.blas import NO_TRANS, ROW_MAJOR, SGEMM, SMALL_MATRIX_KERNELS, TRANS, sgemm
 from convdesigner.engine.cpu.blas_threads import run_shared
 from convdesigner.engine.cpu.planes import Geometry, axpy, copy, narrow, widen_rows, workspace
+from convdesigner.engine.cpu.simd import WIDTH, veven, vload, vodd, vstore
 
 _SMALL_GEMM = 100 ** 3  # multiply-adds up to which OpenBLAS's small-matrix sgemm kernels run
 _CHUNK_FLOATS = 1 << 17  # 512 KiB of columns per chunk (training steps: 5-10% faster than 1 MiB, 0-4% than 256 KiB)
@@ -45,7 +46,13 @@ def _exchange(img, n, phases, s, top, left, ws, kh, kw, dilation, split):
                     continue
                 first = (b - left) % s  # the first column of parity b
                 run = phases[c, a * s + b, r * ws + (first + left) // s:]
-                for k in range((w_ - first + s - 1) // s):
+                done = 0
+                if split and s == 2:  # whole vectors of one parity from pairs of vectors (0.9 ns a float one by one)
+                    for k in range(0, w_ // (2 * WIDTH) * WIDTH, WIDTH):
+                        v0, v1 = vload(row, 2 * k), vload(row, 2 * k + WIDTH)
+                        vstore(run, k, veven(v0, v1) if first == 0 else vodd(v0, v1))
+                    done = w_ // (2 * WIDTH) * WIDTH
+                for k in range(done, (w_ - first + s - 1) // s):
                     if split:
                         run[k] = row[first + s * k]
                     else:

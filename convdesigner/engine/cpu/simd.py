@@ -1,5 +1,5 @@
-"""Explicit SIMD vectors of float32 for numba kernels: a type and seven intrinsics (zero, splat, load, store, fused
-multiply-add, ReLU gate, sum) that compile to one or two vector instructions.
+"""Explicit SIMD vectors of float32 for numba kernels: a type and nine intrinsics (zero, splat, load, store, fused
+multiply-add, ReLU gate, even and odd lanes, sum) that compile to one or two vector instructions.
 
 LLVM's auto-vectoriser vectorises one loop at a time; it does not keep a block of accumulators in registers across
 the loops of a convolution (a register-blocked kernel written with scalars ran at 4 GFLOP/s). Naming the vectors
@@ -105,6 +105,22 @@ def vgate(typingctx, a, gate):
         zero = ir.Constant(_VECTOR, [0.0] * WIDTH)
         return builder.fmul(args[0], builder.uitofp(builder.fcmp_ordered(">", args[1], zero), _VECTOR))
     return vector(vector, vector), codegen
+
+
+def _lanes(parity):
+    @intrinsic
+    def pick(typingctx, a, b):
+        def codegen(context, builder, signature, args):
+            lanes = ir.Constant(ir.VectorType(ir.IntType(32), WIDTH), list(range(parity, 2 * WIDTH, 2)))
+            return builder.shuffle_vector(args[0], args[1], lanes)
+        return vector(vector, vector), codegen
+    return pick
+
+
+veven = _lanes(0)
+veven.__doc__ = "The even elements of the 2·WIDTH floats a, b (one shuffle): a stride-2 row's first phase."
+vodd = _lanes(1)
+vodd.__doc__ = "The odd elements of the 2·WIDTH floats a, b: a stride-2 row's second phase."
 
 
 @intrinsic
