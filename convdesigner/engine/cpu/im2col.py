@@ -16,7 +16,7 @@ from numba import njit
 from convdesigner.engine.cpu.blas import NO_TRANS, ROW_MAJOR, SGEMM, SMALL_MATRIX_KERNELS, TRANS, sgemm
 from convdesigner.engine.cpu.blas_threads import run_shared
 from convdesigner.engine.cpu.planes import Geometry, axpy, copy, narrow, widen_rows, workspace
-from convdesigner.engine.cpu.simd import WIDTH, veven, vload, vodd, vstore
+from convdesigner.engine.cpu.simd import WIDTH, veven, vload, vodd, vstore, vzip_high, vzip_low
 
 _SMALL_GEMM = 100 ** 3  # multiply-adds up to which OpenBLAS's small-matrix sgemm kernels run
 _CHUNK_FLOATS = 1 << 17  # 512 KiB of columns per chunk (training steps: 5-10% faster than 1 MiB, 0-4% than 256 KiB)
@@ -41,17 +41,23 @@ def _exchange(img, n, phases, s, top, left, ws, kh, kw, dilation, split):
                 if not split:
                     row[:] = 0.0
                 continue
+            if not split and s == 2:  # whole vectors of the row from its two phases' runs, zipped
+                even = phases[c, a * s + left % 2, r * ws + left // 2:]
+                odd = phases[c, a * s + 1 - left % 2, r * ws + (left + 1) // 2:]
+                for k in range(0, w_ // (2 * WIDTH) * WIDTH, WIDTH):
+                    e, o = vload(even, k), vload(odd, k)
+                    vstore(row, 2 * k, vzip_low(e, o))
+                    vstore(row, 2 * k + WIDTH, vzip_high(e, o))
             for b in range(s):
                 if split and dilation == 1 and b >= kw:
                     continue
                 first = (b - left) % s  # the first column of parity b
                 run = phases[c, a * s + b, r * ws + (first + left) // s:]
-                done = 0
+                done = w_ // (2 * WIDTH) * WIDTH if s == 2 else 0  # the zipped part (not split) is done above
                 if split and s == 2:  # whole vectors of one parity from pairs of vectors (0.9 ns a float one by one)
-                    for k in range(0, w_ // (2 * WIDTH) * WIDTH, WIDTH):
+                    for k in range(0, done, WIDTH):
                         v0, v1 = vload(row, 2 * k), vload(row, 2 * k + WIDTH)
                         vstore(run, k, veven(v0, v1) if first == 0 else vodd(v0, v1))
-                    done = w_ // (2 * WIDTH) * WIDTH
                 for k in range(done, (w_ - first + s - 1) // s):
                     if split:
                         run[k] = row[first + s * k]

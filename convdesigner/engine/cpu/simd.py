@@ -1,5 +1,5 @@
-"""Explicit SIMD vectors of float32 for numba kernels: a type and nine intrinsics (zero, splat, load, store, fused
-multiply-add, ReLU gate, even and odd lanes, sum) that compile to one or two vector instructions.
+"""Explicit SIMD vectors of float32 for numba kernels: a type and eleven intrinsics (zero, splat, load, store, fused
+multiply-add, ReLU gate, even and odd lanes, zips, sum) that compile to one or two vector instructions.
 
 LLVM's auto-vectoriser vectorises one loop at a time; it does not keep a block of accumulators in registers across
 the loops of a convolution (a register-blocked kernel written with scalars ran at 4 GFLOP/s). Naming the vectors
@@ -107,20 +107,22 @@ def vgate(typingctx, a, gate):
     return vector(vector, vector), codegen
 
 
-def _lanes(parity):
+def _shuffle(lanes: list[int], doc: str):
+    """An intrinsic (a, b) -> the vector of lanes ``lanes`` of the 2·WIDTH floats a, b: one shuffle."""
     @intrinsic
     def pick(typingctx, a, b):
         def codegen(context, builder, signature, args):
-            lanes = ir.Constant(ir.VectorType(ir.IntType(32), WIDTH), list(range(parity, 2 * WIDTH, 2)))
-            return builder.shuffle_vector(args[0], args[1], lanes)
+            return builder.shuffle_vector(args[0], args[1], ir.Constant(ir.VectorType(ir.IntType(32), WIDTH), lanes))
         return vector(vector, vector), codegen
+    pick.__doc__ = doc
     return pick
 
 
-veven = _lanes(0)
-veven.__doc__ = "The even elements of the 2·WIDTH floats a, b (one shuffle): a stride-2 row's first phase."
-vodd = _lanes(1)
-vodd.__doc__ = "The odd elements of the 2·WIDTH floats a, b: a stride-2 row's second phase."
+# a stride-2 row's two phases from a pair of vectors of it, and the row back from its phases' vectors e, o
+veven = _shuffle(list(range(0, 2 * WIDTH, 2)), "The even elements of a, b.")
+vodd = _shuffle(list(range(1, 2 * WIDTH, 2)), "The odd elements of a, b.")
+vzip_low = _shuffle([i // 2 + i % 2 * WIDTH for i in range(WIDTH)], "a[0], b[0], a[1], b[1], … (WIDTH floats).")
+vzip_high = _shuffle([WIDTH // 2 + i // 2 + i % 2 * WIDTH for i in range(WIDTH)], "The next WIDTH floats of the zip.")
 
 
 @intrinsic
