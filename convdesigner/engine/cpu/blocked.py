@@ -45,35 +45,37 @@ def _stack(x, gate, gated, n0, n1, planes, plane, top, left, wp):
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _products(planes, wb, wide, offsets, end):
+def _products(planes, wb, wide, offsets, samples, plane, run):
     """wide[f, q] = Σ over channels c and taps t of wb[f // FILTERS, c, t, f % FILTERS] · planes[c, q + offsets[t]]
-    for q below ``end`` (a multiple of the block's span; the planes hold end + the last offset values a row)."""
+    for the first ``run`` positions q (a multiple of the block's span) of each of the samples' planes, one ``plane``
+    floats after another. The planes hold (samples - 1)·plane + run + the last offset values a row."""
     blocks, channels, taps = wb.shape[0], wb.shape[1], wb.shape[2]
     src, dst, ld, row = planes.ravel(), wide.ravel(), planes.shape[1], wide.shape[1]
     for fb in range(blocks):
-        for p0 in range(0, end, _SPAN):
-            a00, a01, a02 = vzero(), vzero(), vzero()
-            a10, a11, a12 = vzero(), vzero(), vzero()
-            a20, a21, a22 = vzero(), vzero(), vzero()
-            a30, a31, a32 = vzero(), vzero(), vzero()
-            for c in range(channels):
-                base = c * ld + p0
-                for t in range(taps):
-                    o = base + offsets[t]
-                    x0, x1, x2 = vload(src, o), vload(src, o + WIDTH), vload(src, o + 2 * WIDTH)
-                    w = vsplat(wb[fb, c, t, 0])
-                    a00, a01, a02 = vfma(w, x0, a00), vfma(w, x1, a01), vfma(w, x2, a02)
-                    w = vsplat(wb[fb, c, t, 1])
-                    a10, a11, a12 = vfma(w, x0, a10), vfma(w, x1, a11), vfma(w, x2, a12)
-                    w = vsplat(wb[fb, c, t, 2])
-                    a20, a21, a22 = vfma(w, x0, a20), vfma(w, x1, a21), vfma(w, x2, a22)
-                    w = vsplat(wb[fb, c, t, 3])
-                    a30, a31, a32 = vfma(w, x0, a30), vfma(w, x1, a31), vfma(w, x2, a32)
-            r = fb * FILTERS * row + p0
-            _store3(dst, r, a00, a01, a02)
-            _store3(dst, r + row, a10, a11, a12)
-            _store3(dst, r + 2 * row, a20, a21, a22)
-            _store3(dst, r + 3 * row, a30, a31, a32)
+        for n in range(samples):
+            for p0 in range(n * plane, n * plane + run, _SPAN):
+                a00, a01, a02 = vzero(), vzero(), vzero()
+                a10, a11, a12 = vzero(), vzero(), vzero()
+                a20, a21, a22 = vzero(), vzero(), vzero()
+                a30, a31, a32 = vzero(), vzero(), vzero()
+                for c in range(channels):
+                    base = c * ld + p0
+                    for t in range(taps):
+                        o = base + offsets[t]
+                        x0, x1, x2 = vload(src, o), vload(src, o + WIDTH), vload(src, o + 2 * WIDTH)
+                        w = vsplat(wb[fb, c, t, 0])
+                        a00, a01, a02 = vfma(w, x0, a00), vfma(w, x1, a01), vfma(w, x2, a02)
+                        w = vsplat(wb[fb, c, t, 1])
+                        a10, a11, a12 = vfma(w, x0, a10), vfma(w, x1, a11), vfma(w, x2, a12)
+                        w = vsplat(wb[fb, c, t, 2])
+                        a20, a21, a22 = vfma(w, x0, a20), vfma(w, x1, a21), vfma(w, x2, a22)
+                        w = vsplat(wb[fb, c, t, 3])
+                        a30, a31, a32 = vfma(w, x0, a30), vfma(w, x1, a31), vfma(w, x2, a32)
+                r = fb * FILTERS * row + p0
+                _store3(dst, r, a00, a01, a02)
+                _store3(dst, r + row, a10, a11, a12)
+                _store3(dst, r + 2 * row, a20, a21, a22)
+                _store3(dst, r + 3 * row, a30, a31, a32)
 
 
 @njit(cache=True, nogil=True, fastmath=False, inline="always")
@@ -87,8 +89,11 @@ def _store3(dst, r, v0, v1, v2):
 def _forward_chunk(x, gate, gated, wb, b, y, n0, n1, planes, wide, offsets, plane, top, left, wp, relu):
     """Samples n0..n1 of :func:`forward`: stacked into the planes, summed, narrowed into y."""
     _stack(x, gate, gated, n0, n1, planes, plane, top, left, wp)
-    end = -(-(n1 - n0) * plane // _SPAN) * _SPAN
-    _products(planes, wb, wide, offsets, end)
+    run = -(-((y.shape[2] - 1) * wp + y.shape[3]) // _SPAN) * _SPAN  # a sample's outputs, not the rows past them
+    if run < plane:  # (LeNet-5's unpadded 5×5: 144 positions a sample, not 196)
+        _products(planes, wb, wide, offsets, n1 - n0, plane, run)
+    else:  # small planes: the chunk's planes as one run
+        _products(planes, wb, wide, offsets, 1, plane, -(-(n1 - n0) * plane // _SPAN) * _SPAN)
     narrow(wide, b, y, n0, n1, wp, plane, relu)
 
 
