@@ -98,9 +98,10 @@ def _forward_chunk(x, gate, gated, wb, b, y, n0, n1, planes, wide, offsets, plan
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _weight_products(planes, wide, offsets, end, dw):
-    """dw[fb, c, t, k] = Σ over q below ``end`` of wide[fb·FILTERS + k, q] · planes[c, q + offsets[t]]: each vector
-    of wide read once for TAPS taps, each of planes once for FILTERS filters."""
+def _weight_products(planes, wide, offsets, samples, plane, run, dw):
+    """dw[fb, c, t, k] = Σ over the first ``run`` positions q of each sample's plane (as in :func:`_products`) of
+    wide[fb·FILTERS + k, q] · planes[c, q + offsets[t]]: each vector of wide read once for TAPS taps, each of planes
+    once for FILTERS filters."""
     blocks, channels, taps = dw.shape[0], dw.shape[1], dw.shape[2]
     src, grad, ld, row = planes.ravel(), wide.ravel(), planes.shape[1], wide.shape[1]
     for fb in range(blocks):
@@ -112,16 +113,17 @@ def _weight_products(planes, wide, offsets, end, dw):
                 a10, a11, a12 = vzero(), vzero(), vzero()
                 a20, a21, a22 = vzero(), vzero(), vzero()
                 a30, a31, a32 = vzero(), vzero(), vzero()
-                for q in range(0, end, WIDTH):
-                    x0, x1, x2 = vload(src, o0 + q), vload(src, o1 + q), vload(src, o2 + q)
-                    g = vload(grad, g0 + q)
-                    a00, a01, a02 = vfma(g, x0, a00), vfma(g, x1, a01), vfma(g, x2, a02)
-                    g = vload(grad, g0 + row + q)
-                    a10, a11, a12 = vfma(g, x0, a10), vfma(g, x1, a11), vfma(g, x2, a12)
-                    g = vload(grad, g0 + 2 * row + q)
-                    a20, a21, a22 = vfma(g, x0, a20), vfma(g, x1, a21), vfma(g, x2, a22)
-                    g = vload(grad, g0 + 3 * row + q)
-                    a30, a31, a32 = vfma(g, x0, a30), vfma(g, x1, a31), vfma(g, x2, a32)
+                for n in range(samples):
+                    for q in range(n * plane, n * plane + run, WIDTH):
+                        x0, x1, x2 = vload(src, o0 + q), vload(src, o1 + q), vload(src, o2 + q)
+                        g = vload(grad, g0 + q)
+                        a00, a01, a02 = vfma(g, x0, a00), vfma(g, x1, a01), vfma(g, x2, a02)
+                        g = vload(grad, g0 + row + q)
+                        a10, a11, a12 = vfma(g, x0, a10), vfma(g, x1, a11), vfma(g, x2, a12)
+                        g = vload(grad, g0 + 2 * row + q)
+                        a20, a21, a22 = vfma(g, x0, a20), vfma(g, x1, a21), vfma(g, x2, a22)
+                        g = vload(grad, g0 + 3 * row + q)
+                        a30, a31, a32 = vfma(g, x0, a30), vfma(g, x1, a31), vfma(g, x2, a32)
                 _sums(dw[fb, c, t], a00, a10, a20, a30)
                 _sums(dw[fb, c, t + 1], a01, a11, a21, a31)
                 _sums(dw[fb, c, t + 2], a02, a12, a22, a32)
@@ -144,7 +146,11 @@ def _backward_chunk(x, dy, y, relu, n0, n1, planes, wide, offsets, plane, top, l
         col_sums[:] = 0.0
         widen_rows(dy, y, relu, n0, n1, f, wide[f], wp, plane, col_sums)
         db[f] = col_sums.sum()
-    _weight_products(planes, wide, offsets, end, dw)
+    run = -(-((dy.shape[2] - 1) * wp + dy.shape[3]) // WIDTH) * WIDTH  # as in _forward_chunk
+    if run < plane:
+        _weight_products(planes, wide, offsets, n1 - n0, plane, run, dw)
+    else:
+        _weight_products(planes, wide, offsets, 1, plane, end, dw)
 
 
 def _blocked_weights(w):
