@@ -39,43 +39,42 @@ def supports(stride: int, groups: int) -> bool:
 def _stack(x, gate, gated, n0, n1, planes, plane, top, left, wp):
     """Samples n0..n1 of x padded into the planes (C, ·), one ``plane`` floats after another (borders stay zero);
     with ``gated``, x times (gate > 0) (a gradient through a ReLU, with no gated copy of it)."""
-    flat = planes.ravel()
+    flat = planes.reshape(-1)
     for n in range(n0, n1):
         pad_into(flat, (n - n0) * plane, planes.shape[1], x, n, top, left, wp, gate, gated)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _products(planes, wb, wide, offsets, samples, plane, run):
+def _products(planes, wb, wide, offsets, start, end):
     """wide[f, q] = Σ over channels c and taps t of wb[f // FILTERS, c, t, f % FILTERS] · planes[c, q + offsets[t]]
-    for the first ``run`` positions q (a multiple of the block's span) of each of the samples' planes, one ``plane``
-    floats after another. The planes hold (samples - 1)·plane + run + the last offset values a row."""
+    for start ≤ q < end (end - start a multiple of the block's span; the planes hold end + the last offset values a
+    row)."""
     blocks, channels, taps = wb.shape[0], wb.shape[1], wb.shape[2]
-    src, dst, ld, row = planes.ravel(), wide.ravel(), planes.shape[1], wide.shape[1]
+    src, dst, ld, row = planes.reshape(-1), wide.reshape(-1), planes.shape[1], wide.shape[1]
     for fb in range(blocks):
-        for n in range(samples):
-            for p0 in range(n * plane, n * plane + run, _SPAN):
-                a00, a01, a02 = vzero(), vzero(), vzero()
-                a10, a11, a12 = vzero(), vzero(), vzero()
-                a20, a21, a22 = vzero(), vzero(), vzero()
-                a30, a31, a32 = vzero(), vzero(), vzero()
-                for c in range(channels):
-                    base = c * ld + p0
-                    for t in range(taps):
-                        o = base + offsets[t]
-                        x0, x1, x2 = vload(src, o), vload(src, o + WIDTH), vload(src, o + 2 * WIDTH)
-                        w = vsplat(wb[fb, c, t, 0])
-                        a00, a01, a02 = vfma(w, x0, a00), vfma(w, x1, a01), vfma(w, x2, a02)
-                        w = vsplat(wb[fb, c, t, 1])
-                        a10, a11, a12 = vfma(w, x0, a10), vfma(w, x1, a11), vfma(w, x2, a12)
-                        w = vsplat(wb[fb, c, t, 2])
-                        a20, a21, a22 = vfma(w, x0, a20), vfma(w, x1, a21), vfma(w, x2, a22)
-                        w = vsplat(wb[fb, c, t, 3])
-                        a30, a31, a32 = vfma(w, x0, a30), vfma(w, x1, a31), vfma(w, x2, a32)
-                r = fb * FILTERS * row + p0
-                _store3(dst, r, a00, a01, a02)
-                _store3(dst, r + row, a10, a11, a12)
-                _store3(dst, r + 2 * row, a20, a21, a22)
-                _store3(dst, r + 3 * row, a30, a31, a32)
+        for p0 in range(start, end, _SPAN):
+            a00, a01, a02 = vzero(), vzero(), vzero()
+            a10, a11, a12 = vzero(), vzero(), vzero()
+            a20, a21, a22 = vzero(), vzero(), vzero()
+            a30, a31, a32 = vzero(), vzero(), vzero()
+            for c in range(channels):
+                base = c * ld + p0
+                for t in range(taps):
+                    o = base + offsets[t]
+                    x0, x1, x2 = vload(src, o), vload(src, o + WIDTH), vload(src, o + 2 * WIDTH)
+                    w = vsplat(wb[fb, c, t, 0])
+                    a00, a01, a02 = vfma(w, x0, a00), vfma(w, x1, a01), vfma(w, x2, a02)
+                    w = vsplat(wb[fb, c, t, 1])
+                    a10, a11, a12 = vfma(w, x0, a10), vfma(w, x1, a11), vfma(w, x2, a12)
+                    w = vsplat(wb[fb, c, t, 2])
+                    a20, a21, a22 = vfma(w, x0, a20), vfma(w, x1, a21), vfma(w, x2, a22)
+                    w = vsplat(wb[fb, c, t, 3])
+                    a30, a31, a32 = vfma(w, x0, a30), vfma(w, x1, a31), vfma(w, x2, a32)
+            r = fb * FILTERS * row + p0
+            _store3(dst, r, a00, a01, a02)
+            _store3(dst, r + row, a10, a11, a12)
+            _store3(dst, r + 2 * row, a20, a21, a22)
+            _store3(dst, r + 3 * row, a30, a31, a32)
 
 
 @njit(cache=True, nogil=True, fastmath=False, inline="always")
@@ -91,9 +90,10 @@ def _forward_chunk(x, gate, gated, wb, b, y, n0, n1, planes, wide, offsets, plan
     _stack(x, gate, gated, n0, n1, planes, plane, top, left, wp)
     run = -(-((y.shape[2] - 1) * wp + y.shape[3]) // _SPAN) * _SPAN  # a sample's outputs, not the rows past them
     if run < plane:  # (LeNet-5's unpadded 5×5: 144 positions a sample, not 196)
-        _products(planes, wb, wide, offsets, n1 - n0, plane, run)
+        for n in range(n1 - n0):
+            _products(planes, wb, wide, offsets, n * plane, n * plane + run)
     else:  # small planes: the chunk's planes as one run
-        _products(planes, wb, wide, offsets, 1, plane, -(-(n1 - n0) * plane // _SPAN) * _SPAN)
+        _products(planes, wb, wide, offsets, 0, -(-(n1 - n0) * plane // _SPAN) * _SPAN)
     narrow(wide, b, y, n0, n1, wp, plane, relu)
 
 
@@ -103,7 +103,7 @@ def _weight_products(planes, wide, offsets, samples, plane, run, dw):
     wide[fb·FILTERS + k, q] · planes[c, q + offsets[t]]: each vector of wide read once for TAPS taps, each of planes
     once for FILTERS filters."""
     blocks, channels, taps = dw.shape[0], dw.shape[1], dw.shape[2]
-    src, grad, ld, row = planes.ravel(), wide.ravel(), planes.shape[1], wide.shape[1]
+    src, grad, ld, row = planes.reshape(-1), wide.reshape(-1), planes.shape[1], wide.shape[1]
     for fb in range(blocks):
         g0 = fb * FILTERS * row
         for c in range(channels):

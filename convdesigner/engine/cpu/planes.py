@@ -168,7 +168,7 @@ def pad_into(dst, at, ld, x, n, top, left, wp, gate, through):
     """Copy sample n of x into the interiors of zero-bordered flat planes in the flat array dst, channel c's from
     c·ld + at; with ``through``, x times (gate > 0) (a gradient through a ReLU, with no gated copy of it)."""
     h_, w_ = x.shape[2], x.shape[3]
-    src, opens = x[n].ravel(), gate[n].ravel()
+    src, opens = x[n].reshape(-1), gate[n].reshape(-1)
     for c in range(x.shape[1]):
         for h in range(h_):
             copy_run(dst, c * ld + at + (h + top) * wp + left, src, (c * h_ + h) * w_, w_, opens, through)
@@ -178,7 +178,7 @@ def pad_into(dst, at, ld, x, n, top, left, wp, gate, through):
 def crop_into(dx, n, dplane, top, left, wp):
     """dx[n] = the interior of the padded flat planes (C, Hp*Wp)."""
     h_, w_ = dx.shape[2], dx.shape[3]
-    dst, src = dx[n].ravel(), dplane.ravel()
+    dst, src = dx[n].reshape(-1), dplane.reshape(-1)
     for c in range(dx.shape[1]):
         for h in range(h_):
             copy_run(dst, (c * h_ + h) * w_, src, c * dplane.shape[1] + (h + top) * wp + left, w_, src, False)
@@ -189,7 +189,7 @@ def pad_batch(x, planes, top, left, wp):
     """planes (N, C, Hp*Wp): zero border, interior = x."""
     for n in prange(x.shape[0]):
         planes[n] = 0.0
-        pad_into(planes[n].ravel(), 0, planes.shape[2], x, n, top, left, wp, x, False)
+        pad_into(planes[n].reshape(-1), 0, planes.shape[2], x, n, top, left, wp, x, False)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
