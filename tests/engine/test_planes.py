@@ -14,7 +14,7 @@ def test_pad_and_crop_round_trip_rows_of_any_length(width):
     top, left, wp, hp = 2, 1, width + 3, 4 + 3
     planes = np.zeros((3, 2 * hp * wp + 5), np.float32)
     for n in range(2):
-        pad_into(planes.ravel(), n * hp * wp, planes.shape[1], x, n, top, left, wp, x, False)
+        pad_into(planes.ravel(), n * hp * wp, planes.shape[1], x, n, top, left, wp, None)
     want = np.zeros((2, 3, hp, wp), np.float32)
     want[:, :, top:top + 4, left:left + width] = x
     np.testing.assert_array_equal(planes[:, :2 * hp * wp].reshape(3, 2, hp, wp).transpose(1, 0, 2, 3), want)
@@ -32,7 +32,7 @@ def test_gated_padding_multiplies_by_the_open_gates_as_the_scalar_relu_backward(
     gate = np.array([1.0, 0.0, 0.0, -1.0, 2.0, np.nan, -3.0, 5.0] * width, np.float32)[:width]
     planes = np.full((1, width + 2), 7.0, np.float32)
     pad_into(planes.ravel(), 0, planes.shape[1], x.reshape(1, 1, 1, width), 0, 0, 1, width + 2,
-             gate.reshape(1, 1, 1, width), True)
+             gate.reshape(1, 1, 1, width))
     with np.errstate(invalid="ignore"):
         want = x * (gate > 0).astype(np.float32)
     np.testing.assert_array_equal(planes[0, 1:width + 1], want)

@@ -36,12 +36,12 @@ def supports(stride: int, groups: int) -> bool:
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _stack(x, gate, gated, n0, n1, planes, plane, top, left, wp):
+def _stack(x, gate, n0, n1, planes, plane, top, left, wp):
     """Samples n0..n1 of x padded into the planes (C, ·), one ``plane`` floats after another (borders stay zero);
-    with ``gated``, x times (gate > 0) (a gradient through a ReLU, with no gated copy of it)."""
+    with a ``gate`` (else None), x times (gate > 0), as :func:`planes.pad_into`."""
     flat = planes.reshape(-1)
     for n in range(n0, n1):
-        pad_into(flat, (n - n0) * plane, planes.shape[1], x, n, top, left, wp, gate, gated)
+        pad_into(flat, (n - n0) * plane, planes.shape[1], x, n, top, left, wp, gate)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -85,15 +85,15 @@ def _store3(dst, r, v0, v1, v2):
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _forward_chunk(x, gate, gated, wb, b, y, n0, n1, planes, wide, offsets, plane, top, left, wp, relu):
+def _forward_chunk(x, gate, wb, b, y, n0, n1, planes, wide, offsets, plane, top, left, wp, relu):
     """Samples n0..n1 of :func:`forward`: stacked into the planes, summed, narrowed into y."""
-    _stack(x, gate, gated, n0, n1, planes, plane, top, left, wp)
+    _stack(x, gate, n0, n1, planes, plane, top, left, wp)
     run = -(-((y.shape[2] - 1) * wp + y.shape[3]) // _SPAN) * _SPAN  # a sample's outputs, not the rows past them
-    if run < plane:  # (LeNet-5's unpadded 5×5: 144 positions a sample, not 196)
-        for n in range(n1 - n0):
-            _products(planes, wb, wide, offsets, n * plane, n * plane + run)
-    else:  # small planes: the chunk's planes as one run
-        _products(planes, wb, wide, offsets, 0, -(-(n1 - n0) * plane // _SPAN) * _SPAN)
+    samples = n1 - n0  # (LeNet-5's unpadded 5×5: 144 positions a sample, not 196)
+    if run >= plane:  # small planes: the chunk's planes as one run
+        samples, run = 1, -(-(n1 - n0) * plane // _SPAN) * _SPAN
+    for n in range(samples):  # one call site: each costs compile time at a cold start
+        _products(planes, wb, wide, offsets, n * plane, n * plane + run)
     narrow(wide, b, y, n0, n1, wp, plane, relu)
 
 
@@ -138,7 +138,7 @@ def _sums(out, v0, v1, v2, v3):
 def _backward_chunk(x, dy, y, relu, n0, n1, planes, wide, offsets, plane, top, left, wp, dw, db):
     """dw and db of samples n0..n1: stacked into the planes, their gradient (gated by the ReLU output y when
     ``relu``) widened beside them, the products summed."""
-    _stack(x, x, False, n0, n1, planes, plane, top, left, wp)
+    _stack(x, None, n0, n1, planes, plane, top, left, wp)
     end = -(-(n1 - n0) * plane // WIDTH) * WIDTH
     wide[:, (n1 - n0) * plane:end] = 0.0  # past the chunk's last sample, where a longer chunk may have left values
     col_sums = np.empty(dy.shape[3], np.float32)
@@ -147,10 +147,10 @@ def _backward_chunk(x, dy, y, relu, n0, n1, planes, wide, offsets, plane, top, l
         widen_rows(dy, y, relu, n0, n1, f, wide[f], wp, plane, col_sums)
         db[f] = col_sums.sum()
     run = -(-((dy.shape[2] - 1) * wp + dy.shape[3]) // WIDTH) * WIDTH  # as in _forward_chunk
-    if run < plane:
-        _weight_products(planes, wide, offsets, n1 - n0, plane, run, dw)
-    else:
-        _weight_products(planes, wide, offsets, 1, plane, end, dw)
+    samples = n1 - n0
+    if run >= plane:
+        samples, run = 1, end
+    _weight_products(planes, wide, offsets, samples, plane, run, dw)
 
 
 def _blocked_weights(w):
@@ -191,7 +191,7 @@ def forward(x, w, b, y, g: Geometry, pads, dilation: int, relu: bool, gate=None)
         planes[:] = 0.0  # the borders and the tail, which _stack never writes
         wide = workspace(f"gemm1.{worker}", (wb.shape[0] * FILTERS, length))
         for n0, n1 in chunks:
-            _forward_chunk(x, x if gate is None else gate, gate is not None, wb, b, y, n0, n1, planes, wide, offsets,
+            _forward_chunk(x, gate, wb, b, y, n0, n1, planes, wide, offsets,
                            plane, pads[0], pads[2], g.wp, relu)
 
     run_shared(work, x.shape[0], chunk)

@@ -75,7 +75,7 @@ def _direct_forward(x, w, b, y, stride, dilation, top, left, hp, wp, wq, q_, nch
         plane = np.zeros((c_, hp * wp), np.float32)
         acc = np.empty(q_, np.float32)
         for n in range(t * n_ // nchunks, (t + 1) * n_ // nchunks):
-            pad_into(plane.reshape(-1), 0, plane.shape[1], x, n, top, left, wp, x, False)
+            pad_into(plane.reshape(-1), 0, plane.shape[1], x, n, top, left, wp, None)
             for f in range(f_):
                 c0 = (f // fg) * cg
                 acc[:] = b[f]

@@ -164,14 +164,21 @@ def narrow(wide, b, y, n0, n1, wq, q_, relu):
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def pad_into(dst, at, ld, x, n, top, left, wp, gate, through):
+def pad_into(dst, at, ld, x, n, top, left, wp, gate):
     """Copy sample n of x into the interiors of zero-bordered flat planes in the flat array dst, channel c's from
-    c·ld + at; with ``through``, x times (gate > 0) (a gradient through a ReLU, with no gated copy of it)."""
+    c·ld + at; with a ``gate`` (x's shape, else None), x times (gate > 0) (a gradient through a ReLU, with no gated
+    copy of it). None, not a flag, so that numba compiles the plain copy alone where no gate is passed."""
     h_, w_ = x.shape[2], x.shape[3]
-    src, opens = x[n].reshape(-1), gate[n].reshape(-1)
-    for c in range(x.shape[1]):
-        for h in range(h_):
-            copy_run(dst, c * ld + at + (h + top) * wp + left, src, (c * h_ + h) * w_, w_, opens, through)
+    src = x[n].reshape(-1)
+    if gate is None:
+        for c in range(x.shape[1]):
+            for h in range(h_):
+                copy_run(dst, c * ld + at + (h + top) * wp + left, src, (c * h_ + h) * w_, w_, src, False)
+    else:
+        opens = gate[n].reshape(-1)
+        for c in range(x.shape[1]):
+            for h in range(h_):
+                copy_run(dst, c * ld + at + (h + top) * wp + left, src, (c * h_ + h) * w_, w_, opens, True)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -189,7 +196,7 @@ def pad_batch(x, planes, top, left, wp):
     """planes (N, C, Hp*Wp): zero border, interior = x."""
     for n in prange(x.shape[0]):
         planes[n] = 0.0
-        pad_into(planes[n].reshape(-1), 0, planes.shape[2], x, n, top, left, wp, x, False)
+        pad_into(planes[n].reshape(-1), 0, planes.shape[2], x, n, top, left, wp, None)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
